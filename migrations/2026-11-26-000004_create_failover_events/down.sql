@@ -1,0 +1,1 @@
+DROP TABLE failover_events;

@@ -1,0 +1,499 @@
+//! Owns the one typed configuration of every Understudy process.
+//!
+//! Values are merged, last wins, from: the defaults below (which work on a laptop
+//! with `scripts/infra up`), an optional TOML file, environment variables
+//! `UNDERSTUDY_<SECTION>__<KEY>` (for example `UNDERSTUDY_KAFKA__TOPIC`), and the
+//! seed's `SERVER_PORT`, which sets the HTTP port of the process being started.
+//! [`Config::validate`] enforces the cross-field rules; every error names the key.
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Which process is loading the configuration; decides where `SERVER_PORT` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The HTTP gateway that publishes events to Kafka.
+    Gateway,
+    /// A consumer node (leader or standby).
+    Node,
+    /// A tool that opens no HTTP port (migrations, load generation).
+    Tool,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("invalid configuration: key `{key}`: {reason}")]
+    Load {
+        /// Dotted path of the offending key (empty when a whole source failed).
+        key: String,
+        /// What went wrong, and in which source.
+        reason: String,
+    },
+    /// A value is well-typed but breaks a rule.
+    #[error("invalid configuration: key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted path of the offending key, e.g. `node.heartbeat_timeout_ms`.
+        key: &'static str,
+        /// What rule the value breaks.
+        reason: String,
+    },
+}
+
+/// Everything a gateway or node needs to know, in one place.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Name of the cluster: namespaces ZooKeeper paths, the fence row, Redis keys
+    /// and stored offsets, so several clusters can share the same services.
+    pub cluster: String,
+    /// The HTTP gateway.
+    pub gateway: GatewayConfig,
+    /// Consumer nodes.
+    pub node: NodeConfig,
+    /// The Kafka-protocol broker and the events topic.
+    pub kafka: KafkaConfig,
+    /// ZooKeeper, the leadership authority.
+    pub zookeeper: ZookeeperConfig,
+    /// Redis, for heartbeats and state snapshots.
+    pub redis: RedisConfig,
+    /// PostgreSQL, where events are stored.
+    pub postgres: PostgresConfig,
+}
+
+/// The gateway's HTTP surface and input limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the HTTP server binds to.
+    pub bind_host: String,
+    /// HTTP port (the seed's gateway listens on 8080).
+    pub http_port: u16,
+    /// Largest accepted request body; larger bodies get 413 before being read whole.
+    pub max_body_bytes: usize,
+    /// Most events accepted in one `POST /api/logs/batch`.
+    pub max_batch_events: usize,
+    /// Longest `message`, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+    /// Longest `source`, in bytes of UTF-8.
+    pub max_source_bytes: usize,
+    /// Largest `attributes` object, in bytes of its JSON encoding.
+    pub max_attributes_bytes: usize,
+    /// Status URLs of the nodes that `GET /api/system/status` aggregates.
+    pub node_urls: Vec<String>,
+    /// Time allowed for each node's status answer.
+    pub node_status_timeout_ms: u64,
+    /// How often the broker is probed for readiness (and the topic ensured).
+    pub broker_probe_interval_ms: u64,
+}
+
+/// A consumer node's HTTP surface and failover knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Address the node's HTTP server binds to.
+    pub bind_host: String,
+    /// HTTP port (`SERVER_PORT` overrides it, as in the seed).
+    pub http_port: u16,
+    /// Stable identity of this node; a fresh UUID per process when empty.
+    pub instance_id: String,
+    /// How often the leader writes `leader:heartbeat` to Redis.
+    pub heartbeat_interval_ms: u64,
+    /// Age past which a heartbeat counts as missed.
+    pub heartbeat_timeout_ms: u64,
+    /// How often standbys read the heartbeat.
+    pub heartbeat_check_interval_ms: u64,
+    /// Consecutive missed heartbeats before a standby forces a takeover.
+    pub heartbeat_misses_before_takeover: u32,
+    /// Most events committed in one PostgreSQL transaction.
+    pub batch_max_events: usize,
+    /// Longest a partial batch waits for more events before it is committed.
+    pub batch_linger_ms: u64,
+    /// Least time between two state snapshots written to Redis.
+    pub snapshot_interval_ms: u64,
+    /// Oldest state snapshot a new leader will trust.
+    pub state_max_age_ms: u64,
+}
+
+/// The Kafka-protocol broker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port` list handed to librdkafka.
+    pub bootstrap_servers: String,
+    /// Topic that carries log events.
+    pub topic: String,
+    /// Partitions created for the topic when it does not exist.
+    pub partitions: i32,
+    /// Replication factor used when creating the topic.
+    pub replication_factor: i32,
+    /// Upper bound on a produce: past it the gateway answers 503, never 2xx.
+    pub message_timeout_ms: u64,
+    /// Upper bound on metadata and admin requests.
+    pub request_timeout_ms: u64,
+}
+
+/// ZooKeeper.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZookeeperConfig {
+    /// `host:port` list.
+    pub connect: String,
+    /// Session timeout: how long a crashed leader keeps its member node.
+    pub session_timeout_ms: u64,
+    /// The server's `tickTime`; sessions are clamped to at least twice this.
+    pub tick_time_ms: u64,
+    /// Root path under which each cluster keeps its election.
+    pub root: String,
+}
+
+/// Redis.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Connections kept by the pool.
+    pub pool_size: u32,
+    /// Upper bound on getting a connection.
+    pub connect_timeout_ms: u64,
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        // The environment spells keys in upper case; report the dotted form the file uses.
+        let key = error.path.join(".").to_lowercase();
+        let source = error
+            .metadata
+            .as_ref()
+            .map(|metadata| format!(" (from {})", metadata.name))
+            .unwrap_or_default();
+        ConfigError::Load {
+            key,
+            reason: format!("{}{source}", error.kind),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster: "default".to_owned(),
+            gateway: GatewayConfig::default(),
+            node: NodeConfig::default(),
+            kafka: KafkaConfig::default(),
+            zookeeper: ZookeeperConfig::default(),
+            redis: RedisConfig::default(),
+            postgres: PostgresConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            bind_host: "0.0.0.0".to_owned(),
+            http_port: 8080,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch_events: 1000,
+            max_message_bytes: 64 * 1024,
+            max_source_bytes: 256,
+            max_attributes_bytes: 16 * 1024,
+            node_urls: (8081..=8083)
+                .map(|port| format!("http://127.0.0.1:{port}"))
+                .collect(),
+            node_status_timeout_ms: 1000,
+            broker_probe_interval_ms: 2000,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            bind_host: "0.0.0.0".to_owned(),
+            http_port: 8081,
+            instance_id: String::new(),
+            heartbeat_interval_ms: 200,
+            heartbeat_timeout_ms: 1000,
+            heartbeat_check_interval_ms: 250,
+            heartbeat_misses_before_takeover: 3,
+            batch_max_events: 500,
+            batch_linger_ms: 20,
+            snapshot_interval_ms: 500,
+            state_max_age_ms: 30_000,
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            topic: "log-events".to_owned(),
+            partitions: 3,
+            replication_factor: 1,
+            message_timeout_ms: 5000,
+            request_timeout_ms: 3000,
+        }
+    }
+}
+
+impl Default for ZookeeperConfig {
+    fn default() -> Self {
+        Self {
+            connect: "127.0.0.1:2181".to_owned(),
+            session_timeout_ms: 400,
+            tick_time_ms: 100,
+            root: "/understudy".to_owned(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+        }
+    }
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://understudy:understudy@127.0.0.1:5432/understudy".to_owned(),
+            pool_size: 8,
+            connect_timeout_ms: 3000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then the environment, and validates.
+    pub fn load(file: Option<&Path>, role: Role) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("UNDERSTUDY_").split("__"));
+        let port_key = match role {
+            Role::Gateway => Some("gateway.http_port"),
+            Role::Node => Some("node.http_port"),
+            Role::Tool => None,
+        };
+        if let Some(port_key) = port_key {
+            figment = figment.merge(
+                Env::raw()
+                    .only(&["SERVER_PORT"])
+                    .map(move |_| port_key.into()),
+            );
+        }
+        let config: Config = figment.extract().map_err(ConfigError::from)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Enforces the rules that no single field's type can express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            }
+        }
+        if self.cluster.is_empty()
+            || !self
+                .cluster
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "cluster",
+                "must be non-empty and use only ASCII letters, digits, '-' and '_' (it names ZooKeeper paths and Redis keys)",
+            ));
+        }
+        if self.kafka.topic.is_empty() {
+            return Err(invalid("kafka.topic", "must not be empty"));
+        }
+        if self.kafka.partitions < 1 {
+            return Err(invalid("kafka.partitions", "must be at least 1"));
+        }
+        if self.kafka.replication_factor < 1 {
+            return Err(invalid("kafka.replication_factor", "must be at least 1"));
+        }
+        if self.kafka.message_timeout_ms == 0 {
+            return Err(invalid("kafka.message_timeout_ms", "must be positive"));
+        }
+        if self.gateway.max_batch_events == 0 {
+            return Err(invalid("gateway.max_batch_events", "must be at least 1"));
+        }
+        if self.gateway.max_message_bytes == 0 {
+            return Err(invalid("gateway.max_message_bytes", "must be at least 1"));
+        }
+        if self.gateway.max_message_bytes >= self.gateway.max_body_bytes {
+            return Err(invalid(
+                "gateway.max_message_bytes",
+                "must be smaller than gateway.max_body_bytes, or no message of that size could ever arrive",
+            ));
+        }
+        for url in &self.gateway.node_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "gateway.node_urls",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+        }
+        if self.node.heartbeat_interval_ms == 0 {
+            return Err(invalid("node.heartbeat_interval_ms", "must be positive"));
+        }
+        if self.node.heartbeat_timeout_ms <= self.node.heartbeat_interval_ms {
+            return Err(invalid(
+                "node.heartbeat_timeout_ms",
+                "must be greater than node.heartbeat_interval_ms, or every heartbeat would count as missed",
+            ));
+        }
+        if self.node.heartbeat_check_interval_ms == 0 {
+            return Err(invalid(
+                "node.heartbeat_check_interval_ms",
+                "must be positive",
+            ));
+        }
+        if self.node.heartbeat_misses_before_takeover == 0 {
+            return Err(invalid(
+                "node.heartbeat_misses_before_takeover",
+                "must be at least 1",
+            ));
+        }
+        if self.node.batch_max_events == 0 {
+            return Err(invalid("node.batch_max_events", "must be at least 1"));
+        }
+        if self.zookeeper.session_timeout_ms < 2 * self.zookeeper.tick_time_ms {
+            return Err(invalid(
+                "zookeeper.session_timeout_ms",
+                format!(
+                    "must be at least 2 x zookeeper.tick_time_ms ({} ms); the server would silently raise it",
+                    2 * self.zookeeper.tick_time_ms
+                ),
+            ));
+        }
+        if !self.zookeeper.root.starts_with('/') || self.zookeeper.root.ends_with('/') {
+            return Err(invalid(
+                "zookeeper.root",
+                "must start with '/' and not end with '/'",
+            ));
+        }
+        if self.postgres.pool_size == 0 {
+            return Err(invalid("postgres.pool_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closures' error type to figment::Error, which is large.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    fn invalid_key(config: &Config) -> &'static str {
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_seed_ports() {
+        let config = Config::default();
+        config.validate().expect("defaults validate");
+        assert_eq!(config.gateway.http_port, 8080);
+        assert_eq!(config.node.http_port, 8081);
+        assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(config.zookeeper.connect, "127.0.0.1:2181");
+    }
+
+    #[test]
+    fn heartbeat_timeout_must_exceed_interval() {
+        let mut config = Config::default();
+        config.node.heartbeat_timeout_ms = config.node.heartbeat_interval_ms;
+        assert_eq!(invalid_key(&config), "node.heartbeat_timeout_ms");
+    }
+
+    #[test]
+    fn session_timeout_must_cover_two_ticks() {
+        let mut config = Config::default();
+        config.zookeeper.tick_time_ms = 2000;
+        config.zookeeper.session_timeout_ms = 1000;
+        assert_eq!(invalid_key(&config), "zookeeper.session_timeout_ms");
+    }
+
+    #[test]
+    fn cluster_name_must_be_path_safe() {
+        let config = Config {
+            cluster: "a/b".to_owned(),
+            ..Config::default()
+        };
+        assert_eq!(invalid_key(&config), "cluster");
+    }
+
+    #[test]
+    fn file_environment_and_server_port_merge_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "understudy.toml",
+                "cluster = \"from-file\"\n[kafka]\ntopic = \"file-topic\"\n",
+            )?;
+            jail.set_env("UNDERSTUDY_KAFKA__TOPIC", "env-topic");
+            jail.set_env("SERVER_PORT", "8082");
+            let node = Config::load(Some(Path::new("understudy.toml")), Role::Node)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(node.cluster, "from-file");
+            assert_eq!(node.kafka.topic, "env-topic");
+            assert_eq!(node.node.http_port, 8082);
+            assert_eq!(node.gateway.http_port, 8080);
+            let gateway = Config::load(None, Role::Gateway).map_err(|e| e.to_string())?;
+            assert_eq!(gateway.gateway.http_port, 8082);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_names_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UNDERSTUDY_NODE__HEARTBEAT_INTERVAL_MS", "soon");
+            let error = Config::load(None, Role::Node).expect_err("must fail");
+            assert!(
+                error.to_string().contains("`node.heartbeat_interval_ms`"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("understudy.toml", "[node]\nheartbeat_intervall_ms = 5\n")?;
+            let error = Config::load(Some(Path::new("understudy.toml")), Role::Node)
+                .expect_err("must fail");
+            assert!(
+                error.to_string().contains("heartbeat_intervall_ms"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+}

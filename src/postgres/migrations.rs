@@ -1,0 +1,78 @@
+//! Owns the schema: the SQL under `migrations/`, embedded in the binary, applied
+//! and reverted through diesel's migration harness over the pure-Rust async driver.
+//!
+//! diesel's harness is synchronous; it runs on a blocking thread with its own
+//! small runtime (the wrapper's), so it is safe to call from async code.
+
+use diesel::migration::MigrationVersion;
+use diesel::Connection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// Every migration under `migrations/`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Why a migration step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// PostgreSQL could not be reached or refused the login.
+    #[error("could not connect to PostgreSQL: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    /// A migration's SQL failed.
+    #[error("migration failed: {0}")]
+    Apply(String),
+    /// The blocking task running the harness could not be joined.
+    #[error("migration task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Which direction to move the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationStep {
+    /// Apply every pending migration.
+    UpAll,
+    /// Revert the newest applied migration.
+    DownOne,
+    /// Revert every applied migration.
+    DownAll,
+}
+
+/// Moves the schema of the database at `url`; returns the versions applied or reverted.
+pub async fn migrate(url: &str, step: MigrationStep) -> Result<Vec<String>, MigrationError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || migrate_blocking(&url, step)).await?
+}
+
+/// Lists the versions already applied, oldest first.
+pub async fn applied(url: &str) -> Result<Vec<String>, MigrationError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let mut versions = connection
+            .applied_migrations()
+            .map_err(|error| MigrationError::Apply(error.to_string()))?;
+        versions.sort();
+        Ok(versions.iter().map(ToString::to_string).collect())
+    })
+    .await?
+}
+
+fn migrate_blocking(url: &str, step: MigrationStep) -> Result<Vec<String>, MigrationError> {
+    fn names(versions: &[MigrationVersion<'_>]) -> Vec<String> {
+        versions.iter().map(ToString::to_string).collect()
+    }
+    let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)?;
+    match step {
+        MigrationStep::UpAll => connection
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| names(&versions)),
+        MigrationStep::DownOne => connection
+            .revert_last_migration(MIGRATIONS)
+            .map(|version| vec![version.to_string()]),
+        MigrationStep::DownAll => connection
+            .revert_all_migrations(MIGRATIONS)
+            .map(|versions| names(&versions)),
+    }
+    .map_err(|error| MigrationError::Apply(error.to_string()))
+}

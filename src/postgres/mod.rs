@@ -1,0 +1,4 @@
+//! Owns PostgreSQL: the embedded schema migrations and, for the node, the
+//! connection pool and the fenced sink transaction.
+
+pub mod migrations;

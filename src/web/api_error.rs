@@ -1,0 +1,132 @@
+//! Owns the mapping from everything an HTTP handler can fail with to a status code
+//! and a JSON body `{"error": <stable code>, "detail": <human text>}`.
+//!
+//! Clients branch on `error`; `detail` is for people and may change.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::kafka::producer::PublishError;
+use crate::log_event::EventError;
+
+/// Every failure an HTTP handler reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request's `Content-Type` is not one the endpoint reads.
+    #[error("content type must be {expected}")]
+    UnsupportedMediaType {
+        /// The accepted media types.
+        expected: &'static str,
+    },
+    /// The body is larger than `gateway.max_body_bytes`.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A batch holds more events than `gateway.max_batch_events`.
+    #[error("batch holds {count} events; the limit is {limit}")]
+    BatchTooLarge {
+        /// Events in the batch.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A batch holds no events.
+    #[error("batch holds no events")]
+    EmptyBatch,
+    /// The body is not JSON (or not UTF-8).
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The JSON is well-formed but is not a valid event.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    /// The body could not be read from the connection.
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    /// The broker did not acknowledge the event: nothing was accepted.
+    #[error("event not accepted, the broker is unavailable: {0}")]
+    BrokerUnavailable(String),
+    /// No route matches the path.
+    #[error("no such endpoint")]
+    NotFound,
+}
+
+impl ApiError {
+    /// The stable machine-readable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::EmptyBatch => "empty_batch",
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidEvent(_) => "invalid_event",
+            ApiError::BodyRead(_) => "body_read_failed",
+            ApiError::BrokerUnavailable(_) => "broker_unavailable",
+            ApiError::NotFound => "not_found",
+        }
+    }
+
+    /// Classifies a serde_json failure: bad syntax versus a valid document of the wrong shape.
+    pub fn from_json(error: &serde_json::Error) -> Self {
+        match error.classify() {
+            serde_json::error::Category::Data => ApiError::InvalidEvent(error.to_string()),
+            serde_json::error::Category::Io
+            | serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof => ApiError::MalformedJson(error.to_string()),
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Stable code.
+    pub error: &'static str,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(error: &ApiError) -> Self {
+        ErrorBody {
+            error: error.code(),
+            detail: error.to_string(),
+        }
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> Self {
+        ApiError::InvalidEvent(error.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        ApiError::BrokerUnavailable(error.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::EmptyBatch | ApiError::MalformedJson(_) | ApiError::BodyRead(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::InvalidEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody::from(self))
+    }
+}

@@ -1,0 +1,114 @@
+//! Owns the gateway process: its shared state, its routes and its server.
+//!
+//! The gateway is stateless apart from the producer: it validates, publishes and
+//! answers. On SIGTERM or Ctrl+C it stops accepting connections, lets in-flight
+//! requests finish (each bounded by `kafka.message_timeout_ms`) and flushes the
+//! producer before exiting.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpServer};
+
+use crate::config::{Config, KafkaConfig};
+use crate::kafka::broker_probe::BrokerProbe;
+use crate::kafka::producer::EventProducer;
+use crate::log_event::EventLimits;
+use crate::web::api_error::ApiError;
+use crate::web::{health, log_ingest, system_status};
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The Kafka producer could not be created (bad settings).
+    #[error("could not create the kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    /// The HTTP client for node status could not be built.
+    #[error("could not create the http client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    /// The port could not be bound or the server failed.
+    #[error("http server error: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// What every gateway handler shares.
+pub struct GatewayState {
+    /// The publisher of events.
+    pub producer: EventProducer,
+    /// Limits each event must fit.
+    pub limits: EventLimits,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// The latest broker health.
+    pub broker: BrokerProbe,
+    /// Kafka settings, for reporting.
+    pub kafka: KafkaConfig,
+    /// Nodes aggregated by the status endpoint.
+    pub node_urls: Vec<String>,
+    /// Time allowed for each node's status.
+    pub node_status_timeout: Duration,
+    /// Client for node status calls.
+    pub http: reqwest::Client,
+    /// When the gateway started.
+    pub started_at: Instant,
+}
+
+/// Mounts the gateway's routes; shared by the server and in-process tests.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/api/logs", web::post().to(log_ingest::publish_one))
+        .route("/api/logs/batch", web::post().to(log_ingest::publish_batch))
+        .route(
+            "/api/system/status",
+            web::get().to(system_status::system_status),
+        )
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }));
+}
+
+/// Runs the gateway until SIGTERM or Ctrl+C.
+pub async fn run(config: Config) -> Result<(), GatewayError> {
+    let producer = EventProducer::new(&config.kafka)?;
+    let broker = BrokerProbe::spawn(
+        config.kafka.clone(),
+        Duration::from_millis(config.gateway.broker_probe_interval_ms),
+    );
+    let state = web::Data::new(GatewayState {
+        producer: producer.clone(),
+        limits: EventLimits {
+            max_message_bytes: config.gateway.max_message_bytes,
+            max_source_bytes: config.gateway.max_source_bytes,
+            max_attributes_bytes: config.gateway.max_attributes_bytes,
+        },
+        max_body_bytes: config.gateway.max_body_bytes,
+        max_batch_events: config.gateway.max_batch_events,
+        broker,
+        kafka: config.kafka.clone(),
+        node_urls: config.gateway.node_urls.clone(),
+        node_status_timeout: Duration::from_millis(config.gateway.node_status_timeout_ms),
+        http: reqwest::Client::builder().build()?,
+        started_at: Instant::now(),
+    });
+    let drain = Duration::from_millis(config.kafka.message_timeout_ms) + Duration::from_secs(1);
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+        .shutdown_timeout(drain.as_secs())
+        .bind((config.gateway.bind_host.as_str(), config.gateway.http_port))?;
+    for addr in server.addrs() {
+        announce(addr);
+    }
+    server.run().await?;
+    if let Err(error) = producer.flush(drain) {
+        tracing::warn!(%error, "producer flush at shutdown did not complete");
+    }
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// Prints the bound address on stdout: scripts and tests read it to find the port.
+fn announce(addr: SocketAddr) {
+    tracing::info!(%addr, "gateway listening");
+    println!("understudy gateway listening on http://{addr}");
+}

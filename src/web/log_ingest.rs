@@ -1,0 +1,209 @@
+//! Owns the gateway's ingest endpoints: `POST /api/logs` (one event) and
+//! `POST /api/logs/batch` (a JSON array or NDJSON).
+//!
+//! An event is answered 202 only after the broker acknowledged its record; a
+//! batch reports each item on its own, so one bad line never costs the others.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::log_event::LogEventRequest;
+use crate::web::api_error::{ApiError, ErrorBody};
+use crate::web::gateway::GatewayState;
+use crate::web::request_body::{body_format, read_limited, BodyFormat};
+
+/// The answer to an accepted event: where its record landed.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// The event's id (the client's, or the one the gateway assigned).
+    pub message_id: Uuid,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+}
+
+/// One item's outcome in a batch answer.
+#[derive(Debug, Serialize)]
+pub struct BatchItemResult {
+    /// Position of the item in the request, from 0.
+    pub index: usize,
+    /// HTTP-style status of the item: 202, 400, 422 or 503.
+    pub status: u16,
+    /// Where it landed, when accepted.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
+    /// Why not, when refused.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// Items the broker acknowledged.
+    pub accepted: usize,
+    /// Items refused.
+    pub rejected: usize,
+    /// Every item, in request order.
+    pub results: Vec<BatchItemResult>,
+}
+
+/// `POST /api/logs`: validates one event, publishes it, answers 202 with its position.
+pub async fn publish_one(
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    body_format(&request, &[BodyFormat::Json], "application/json")?;
+    let body = read_limited(&request, payload, state.max_body_bytes).await?;
+    let event_request: LogEventRequest =
+        serde_json::from_slice(&body).map_err(|error| ApiError::from_json(&error))?;
+    let event = event_request.validate(&state.limits, Utc::now())?;
+    let position = state.producer.publish(&event).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message_id: event.message_id,
+        partition: position.partition,
+        offset: position.offset,
+    }))
+}
+
+/// `POST /api/logs/batch`: every item validated and published on its own.
+///
+/// Answers 202 when all were accepted, 207 when some were, and otherwise the
+/// status shared by the failures (503 if any failed at the broker).
+pub async fn publish_batch(
+    state: web::Data<GatewayState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let format = body_format(
+        &request,
+        &[BodyFormat::Json, BodyFormat::Ndjson],
+        "application/json (an array) or application/x-ndjson",
+    )?;
+    let body = read_limited(&request, payload, state.max_body_bytes).await?;
+    let items = split_batch(&body, format)?;
+    if items.is_empty() {
+        return Err(ApiError::EmptyBatch);
+    }
+    if items.len() > state.max_batch_events {
+        return Err(ApiError::BatchTooLarge {
+            count: items.len(),
+            limit: state.max_batch_events,
+        });
+    }
+    let received_at = Utc::now();
+    let outcomes = join_all(items.into_iter().map(|item| {
+        let state = state.clone();
+        async move {
+            let event = item?.validate(&state.limits, received_at)?;
+            let position = state.producer.publish(&event).await?;
+            Ok::<_, ApiError>(Accepted {
+                message_id: event.message_id,
+                partition: position.partition,
+                offset: position.offset,
+            })
+        }
+    }))
+    .await;
+
+    let mut response = BatchResponse {
+        accepted: 0,
+        rejected: 0,
+        results: Vec::with_capacity(outcomes.len()),
+    };
+    let mut broker_failed = false;
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let result = match outcome {
+            Ok(accepted) => {
+                response.accepted += 1;
+                BatchItemResult {
+                    index,
+                    status: StatusCode::ACCEPTED.as_u16(),
+                    accepted: Some(accepted),
+                    error: None,
+                }
+            }
+            Err(error) => {
+                response.rejected += 1;
+                broker_failed |= matches!(error, ApiError::BrokerUnavailable(_));
+                BatchItemResult {
+                    index,
+                    status: actix_web::ResponseError::status_code(&error).as_u16(),
+                    accepted: None,
+                    error: Some(ErrorBody::from(&error)),
+                }
+            }
+        };
+        response.results.push(result);
+    }
+    let status = if response.rejected == 0 {
+        StatusCode::ACCEPTED
+    } else if response.accepted > 0 {
+        StatusCode::MULTI_STATUS
+    } else if broker_failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok(HttpResponse::build(status).json(response))
+}
+
+/// Splits a batch body into per-item parse results; only a body that is not a
+/// batch at all (not an array, not UTF-8 lines) fails as a whole.
+fn split_batch(
+    body: &[u8],
+    format: BodyFormat,
+) -> Result<Vec<Result<LogEventRequest, ApiError>>, ApiError> {
+    match format {
+        BodyFormat::Json => {
+            let items: Vec<Value> =
+                serde_json::from_slice(body).map_err(|error| match error.classify() {
+                    serde_json::error::Category::Data => ApiError::MalformedJson(format!(
+                        "a batch must be a JSON array of events: {error}"
+                    )),
+                    _ => ApiError::from_json(&error),
+                })?;
+            Ok(items
+                .into_iter()
+                .map(|item| {
+                    serde_json::from_value(item).map_err(|error| ApiError::from_json(&error))
+                })
+                .collect())
+        }
+        BodyFormat::Ndjson => Ok(body
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| serde_json::from_slice(line).map_err(|error| ApiError::from_json(&error)))
+            .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_lines_fail_one_by_one_and_blank_lines_are_skipped() {
+        let body = b"{\"level\":\"INFO\",\"message\":\"a\",\"source\":\"s\"}\n\n{oops\n";
+        let items = split_batch(body, BodyFormat::Ndjson).expect("a batch");
+        assert_eq!(items.len(), 2);
+        assert!(items[0].is_ok());
+        assert!(matches!(items[1], Err(ApiError::MalformedJson(_))));
+    }
+
+    #[test]
+    fn a_json_batch_must_be_an_array() {
+        let error =
+            split_batch(b"{\"level\":\"INFO\"}", BodyFormat::Json).expect_err("not an array");
+        assert_eq!(error.code(), "malformed_json");
+        let items = split_batch(b"[{\"level\":1}]", BodyFormat::Json).expect("an array");
+        assert!(matches!(items[0], Err(ApiError::InvalidEvent(_))));
+    }
+}

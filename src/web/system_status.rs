@@ -1,0 +1,167 @@
+//! Owns `GET /api/system/status`: the gateway, the broker and every configured
+//! node's `/api/failover/status`, gathered concurrently and summarised with who
+//! leads. It always answers 200: it is a report, and a report of a partly-down
+//! system is exactly when an operator needs it.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::kafka::broker_probe::BrokerHealth;
+use crate::web::gateway::GatewayState;
+
+/// What one node answered.
+#[derive(Debug, Serialize)]
+pub struct NodeReport {
+    /// The node's base URL from `gateway.node_urls`.
+    pub url: String,
+    /// Whether the node answered its status endpoint.
+    pub reachable: bool,
+    /// The node's `/api/failover/status` body, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_status: Option<Value>,
+    /// Why it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The node that claims leadership.
+#[derive(Debug, Serialize)]
+pub struct LeaderReport {
+    /// The node's base URL.
+    pub url: String,
+    /// Its instance id, as it reports it.
+    pub instance_id: Option<String>,
+    /// Its leadership epoch, as it reports it.
+    pub epoch: Option<i64>,
+}
+
+/// The gateway process itself.
+#[derive(Debug, Serialize)]
+pub struct GatewayReport {
+    /// Always `UP` when this answer exists.
+    pub status: &'static str,
+    /// Crate version.
+    pub version: &'static str,
+    /// Seconds since the gateway started.
+    pub uptime_seconds: u64,
+}
+
+/// The broker as the gateway sees it.
+#[derive(Debug, Serialize)]
+pub struct BrokerReport {
+    /// `UP` when ready, otherwise `DOWN`.
+    pub status: &'static str,
+    /// Where the gateway connects.
+    pub bootstrap_servers: String,
+    /// The events topic.
+    pub topic: String,
+    /// The probe's details.
+    #[serde(flatten)]
+    pub health: BrokerHealth,
+}
+
+/// The whole answer.
+#[derive(Debug, Serialize)]
+pub struct SystemStatus {
+    /// `UP` when the broker is ready and exactly one node leads, otherwise `DEGRADED`.
+    pub status: &'static str,
+    /// The gateway.
+    pub gateway: GatewayReport,
+    /// The broker.
+    pub broker: BrokerReport,
+    /// Every configured node.
+    pub nodes: Vec<NodeReport>,
+    /// The leading node, when exactly one claims to lead.
+    pub leader: Option<LeaderReport>,
+    /// How many nodes claim to lead; more than one is worth a page.
+    pub leaders_claimed: usize,
+}
+
+/// `GET /api/system/status`.
+pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
+    let nodes = join_all(
+        state
+            .node_urls
+            .iter()
+            .map(|url| fetch_node(&state.http, url, state.node_status_timeout)),
+    )
+    .await;
+    let leaders: Vec<&NodeReport> = nodes
+        .iter()
+        .filter(|node| claims_leadership(node))
+        .collect();
+    let leaders_claimed = leaders.len();
+    let leader = match leaders.as_slice() {
+        [only] => Some(LeaderReport {
+            url: only.url.clone(),
+            instance_id: status_field(only, "instanceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            epoch: status_field(only, "epoch").and_then(Value::as_i64),
+        }),
+        _ => None,
+    };
+    let health = state.broker.latest();
+    let status = if health.ready && leaders_claimed == 1 {
+        "UP"
+    } else {
+        "DEGRADED"
+    };
+    HttpResponse::Ok().json(SystemStatus {
+        status,
+        gateway: GatewayReport {
+            status: "UP",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: state.started_at.elapsed().as_secs(),
+        },
+        broker: BrokerReport {
+            status: if health.ready { "UP" } else { "DOWN" },
+            bootstrap_servers: state.kafka.bootstrap_servers.clone(),
+            topic: state.kafka.topic.clone(),
+            health,
+        },
+        nodes,
+        leader,
+        leaders_claimed,
+    })
+}
+
+async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> NodeReport {
+    let status_url = format!("{}/api/failover/status", url.trim_end_matches('/'));
+    let answer = async {
+        http.get(&status_url)
+            .timeout(timeout)
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await
+    }
+    .await;
+    match answer {
+        Ok(body) => NodeReport {
+            url: url.to_owned(),
+            reachable: true,
+            failover_status: Some(body),
+            error: None,
+        },
+        Err(error) => NodeReport {
+            url: url.to_owned(),
+            reachable: false,
+            failover_status: None,
+            error: Some(error.to_string()),
+        },
+    }
+}
+
+fn status_field<'a>(node: &'a NodeReport, key: &str) -> Option<&'a Value> {
+    node.failover_status.as_ref().and_then(|body| body.get(key))
+}
+
+fn claims_leadership(node: &NodeReport) -> bool {
+    status_field(node, "isLeader").and_then(Value::as_bool) == Some(true)
+}

@@ -1,0 +1,81 @@
+//! The command line and configuration seen from outside: invalid configuration
+//! stops the process with a message naming the key; `SERVER_PORT` is honoured.
+
+mod common;
+
+use std::process::Command;
+
+fn understudy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_understudy"))
+}
+
+#[test]
+fn invalid_configuration_stops_the_gateway_naming_the_key() {
+    let output = understudy()
+        .arg("gateway")
+        .env("UNDERSTUDY_NODE__HEARTBEAT_TIMEOUT_MS", "10")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("node.heartbeat_timeout_ms"), "{stderr}");
+
+    let output = understudy()
+        .arg("gateway")
+        .env("UNDERSTUDY_GATEWAY__HTTP_PORT", "eighty")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("http_port"), "{stderr}");
+}
+
+#[test]
+fn a_configuration_file_is_read_and_unknown_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("understudy.toml");
+    std::fs::write(
+        &file,
+        "cluster = \"east\"\n[kafka]\ntopic = \"from-file\"\n",
+    )
+    .expect("write");
+    let output = understudy()
+        .args(["--config", file.to_str().expect("utf-8 path"), "config"])
+        .env("UNDERSTUDY_KAFKA__PARTITIONS", "6")
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let effective: toml::Value =
+        toml::from_str(&String::from_utf8_lossy(&output.stdout)).expect("toml");
+    assert_eq!(effective["cluster"].as_str(), Some("east"));
+    assert_eq!(effective["kafka"]["topic"].as_str(), Some("from-file"));
+    assert_eq!(effective["kafka"]["partitions"].as_integer(), Some(6));
+
+    std::fs::write(&file, "[gateway]\nport = 1\n").expect("write");
+    let output = understudy()
+        .args(["--config", file.to_str().expect("utf-8 path"), "config"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("port"));
+}
+
+#[tokio::test]
+async fn server_port_sets_the_gateway_port() {
+    let port = common::free_port();
+    let mut env = common::gateway_env(&common::unique("cli-port"), common::KAFKA);
+    env.remove("UNDERSTUDY_GATEWAY__HTTP_PORT");
+    env.insert("SERVER_PORT".into(), port.to_string());
+    let gateway = common::UnderstudyProcess::start("gateway-port", &["gateway"], &env);
+    assert_eq!(gateway.base_url, format!("http://127.0.0.1:{port}"));
+    let health = common::http_client()
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+}

@@ -1,0 +1,277 @@
+//! Helpers for black-box tests: real `understudy` processes on free ports, the
+//! real services started by `scripts/infra` on 127.0.0.1, and names unique to
+//! each test so tests never see each other's data.
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// The broker `scripts/infra up` starts.
+pub const KAFKA: &str = "127.0.0.1:9092";
+/// The database `scripts/infra up` creates.
+pub const POSTGRES_URL: &str = "postgres://understudy:understudy@127.0.0.1:5432/understudy";
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Where child processes write their logs, kept for post-mortems.
+pub fn log_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("process-logs");
+    std::fs::create_dir_all(&dir).expect("create log dir");
+    dir
+}
+
+/// A running `understudy` process, killed when dropped.
+pub struct UnderstudyProcess {
+    child: Child,
+    /// Base URL it announced, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// Its stderr log file.
+    pub log_path: PathBuf,
+}
+
+impl UnderstudyProcess {
+    /// Starts `understudy <args>` with `env` and waits for its "listening on" line.
+    pub fn start(name: &str, args: &[&str], env: &HashMap<String, String>) -> Self {
+        let log_path = log_dir().join(format!("{}.log", unique(name)));
+        let log_file = std::fs::File::create(&log_path).expect("create log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_understudy"))
+            .args(args)
+            .envs(env)
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn understudy");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after the announcement so the child never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, url)) = line.split_once(" listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let base_url = match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "{name} did not announce its address; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
+        Self {
+            child,
+            base_url,
+            log_path,
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits i32")
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for UnderstudyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment for a gateway on a free port publishing to `topic` on `kafka`.
+pub fn gateway_env(topic: &str, kafka: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("UNDERSTUDY_GATEWAY__BIND_HOST".into(), "127.0.0.1".into()),
+        ("UNDERSTUDY_GATEWAY__HTTP_PORT".into(), "0".into()),
+        (
+            "UNDERSTUDY_GATEWAY__BROKER_PROBE_INTERVAL_MS".into(),
+            "200".into(),
+        ),
+        ("UNDERSTUDY_KAFKA__BOOTSTRAP_SERVERS".into(), kafka.into()),
+        ("UNDERSTUDY_KAFKA__TOPIC".into(), topic.into()),
+    ])
+}
+
+/// An HTTP client that never reuses an idle connection: a server may close one
+/// at its keep-alive timeout just as the client sends on it.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the gateway reports ready (the broker answered and the topic exists).
+pub async fn wait_ready(http: &reqwest::Client, gateway: &UnderstudyProcess) {
+    eventually(Duration::from_secs(60), "gateway readiness", || async {
+        let response = http.get(gateway.url("/readyz")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+}
+
+/// Reads the record at (`partition`, `offset`) of `topic` and returns its value.
+pub fn read_record(kafka: &str, topic: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("add partition");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let message = result.expect("consume");
+            assert_eq!(message.offset(), offset, "seek landed on the wrong offset");
+            return message.payload().unwrap_or_default().to_vec();
+        }
+    }
+    panic!("no record at {topic}/{partition}@{offset}");
+}
+
+/// Sum over partitions of the high watermark: how many records the topic holds.
+pub fn records_in_topic(kafka: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("test-watermarks"))
+        .create()
+        .expect("create consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for one test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("free port")
+}
+
+/// A private tansu broker on its own port and data directory, for tests that stop it.
+pub struct PrivateBroker {
+    child: Option<Child>,
+    /// `127.0.0.1:<port>`.
+    pub address: String,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateBroker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Self {
+        let mut broker = Self {
+            child: None,
+            port: free_port(),
+            address: String::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        broker.address = format!("127.0.0.1:{}", broker.port);
+        broker.restart();
+        broker
+    }
+
+    /// Starts the broker process again on the same port and data.
+    pub fn restart(&mut self) {
+        let tansu = std::env::var("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cargo"))
+            .join("bin/tansu");
+        let listener = format!("tcp://{}", self.address);
+        let log = std::fs::File::create(self.dir.path().join("tansu.log")).expect("log");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tansu (scripts/infra up builds it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&self.address).is_err() {
+            assert!(Instant::now() < deadline, "private broker did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit (a new one would fail to bind otherwise).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
