@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP gateway that publishes log events to Kafka.
     Gateway,
+    /// Run a consumer node (one leads, the others stand by).
+    Node,
     /// Move the PostgreSQL schema.
     Migrate {
         /// Direction.

@@ -8,13 +8,31 @@
 //! - [`config`]: the one typed configuration (defaults, file, environment).
 //! - [`cli`]: the `understudy` command line.
 //! - [`log_event`]: the event, its validation rules and its wire form.
-//! - [`kafka`]: the broker adapter (producer, topic admin, health probe).
-//! - [`postgres`]: the database adapter (embedded migrations).
-//! - [`web`]: the HTTP surfaces (the gateway today).
+//! - [`epoch`]: the leadership epoch carried on every leadership-bound write.
+//! - [`election_order`]: who leads among ZooKeeper members, whom each watches.
+//! - [`heartbeat_record`]: the seed's heartbeat format and staleness rule.
+//! - [`consumer_state`]: the migratable state snapshot and its reconciliation.
+//! - [`kafka`]: the broker adapter (producer, topic admin, probe, partition reader).
+//! - [`postgres`]: the database adapter (migrations, pool, fenced sink store).
+//! - [`redis_store`]: the Redis adapter (heartbeat, state snapshot).
+//! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
+//! - [`retry_policy`]: how every dependency call is retried.
+//! - [`actors`]: a node's supervised actors and their messages.
+//! - [`node`]: the node process.
+//! - [`web`]: the HTTP surfaces of the gateway and the node.
 
+pub mod actors;
 pub mod cli;
 pub mod config;
+pub mod consumer_state;
+pub mod election_order;
+pub mod epoch;
+pub mod heartbeat_record;
 pub mod kafka;
 pub mod log_event;
+pub mod node;
 pub mod postgres;
+pub mod redis_store;
+pub mod retry_policy;
 pub mod web;
+pub mod zookeeper;

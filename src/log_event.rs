@@ -99,7 +99,7 @@ pub enum EventError {
     NilMessageId,
 }
 
-/// Limits an event must fit; from the gateway configuration.
+/// Limits an event must fit; from the gateway configuration, shared by nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventLimits {
     /// Longest `message`, in bytes.
@@ -108,6 +108,16 @@ pub struct EventLimits {
     pub max_source_bytes: usize,
     /// Largest `attributes`, in bytes of JSON.
     pub max_attributes_bytes: usize,
+}
+
+impl From<&crate::config::GatewayConfig> for EventLimits {
+    fn from(gateway: &crate::config::GatewayConfig) -> Self {
+        Self {
+            max_message_bytes: gateway.max_message_bytes,
+            max_source_bytes: gateway.max_source_bytes,
+            max_attributes_bytes: gateway.max_attributes_bytes,
+        }
+    }
 }
 
 /// An event as a client sends it to `POST /api/logs`.
@@ -181,6 +191,18 @@ impl LogEventRequest {
 }
 
 impl LogEvent {
+    /// Decodes a Kafka record value and re-checks the rules; the error is the
+    /// dead-letter reason.
+    pub fn decode(payload: Option<&[u8]>, limits: &EventLimits) -> Result<LogEvent, String> {
+        let bytes = payload.ok_or_else(|| "record has no value".to_owned())?;
+        let event: LogEvent =
+            serde_json::from_slice(bytes).map_err(|error| format!("not a valid event: {error}"))?;
+        event
+            .check(limits)
+            .map_err(|error| format!("invalid event: {error}"))?;
+        Ok(event)
+    }
+
     /// Re-checks the rules on an event decoded from Kafka, where anyone may have written.
     pub fn check(&self, limits: &EventLimits) -> Result<(), EventError> {
         if self.message_id.is_nil() {
@@ -329,6 +351,24 @@ mod tests {
             json!({"level":"INFO","message":"m","source":"s","extra":1}),
         );
         assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn poison_records_decode_to_a_reason_never_a_panic() {
+        assert_eq!(
+            LogEvent::decode(None, &LIMITS),
+            Err("record has no value".to_owned())
+        );
+        for bytes in [&b"\xff\xfe"[..], b"{}", b"[1,2]", b"{\"message_id\":1}"] {
+            let reason = LogEvent::decode(Some(bytes), &LIMITS).expect_err("poison");
+            assert!(reason.starts_with("not a valid event"), "{reason}");
+        }
+        let mut event =
+            validate(json!({"level":"INFO","message":"m","source":"s"})).expect("valid");
+        event.message = "x".repeat(100);
+        let bytes = serde_json::to_vec(&event).expect("encodes");
+        let reason = LogEvent::decode(Some(&bytes), &LIMITS).expect_err("too long");
+        assert!(reason.starts_with("invalid event"), "{reason}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let role = match cli.command {
         Command::Gateway => Role::Gateway,
+        Command::Node => Role::Node,
         Command::Migrate { .. } | Command::Config => Role::Tool,
     };
     let config = Config::load(cli.config.as_deref(), role)?;
@@ -26,6 +27,17 @@ fn main() -> anyhow::Result<()> {
         Command::Gateway => actix_web::rt::System::new()
             .block_on(understudy::web::gateway::run(config))
             .context("gateway failed"),
+        Command::Node => {
+            // Actors run on the system arbiter; spawned tasks (the ZooKeeper session
+            // among them) on worker threads, so pings never wait behind actor work.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            actix::System::with_tokio_rt(move || runtime)
+                .block_on(understudy::node::run(config))
+                .context("node failed")
+        }
         Command::Migrate {
             direction,
             database_url,

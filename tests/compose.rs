@@ -58,6 +58,7 @@ fn every_dependency_is_defined_with_a_healthcheck_on_the_default_port() {
         ("redis", port_of(&defaults.redis.url)),
         ("postgres", postgres_port),
         ("gateway", defaults.gateway.http_port),
+        ("node-1", defaults.node.http_port),
         ("prometheus", 9090),
         ("grafana", 3000),
         ("jaeger", 16686),
@@ -83,7 +84,7 @@ fn the_understudy_services_build_from_the_dockerfile_and_wait_for_healthy_depend
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/Dockerfile"))
             .expect("docker/Dockerfile exists");
     assert!(dockerfile.contains("cargo build --release"));
-    for name in ["gateway", "migrate"] {
+    for name in ["gateway", "node-1", "node-2", "node-3", "migrate"] {
         let service = &compose["services"][name];
         assert_eq!(
             service["build"]["dockerfile"].as_str(),

@@ -5,8 +5,6 @@ mod common;
 
 use std::process::Command;
 
-use tokio_postgres::NoTls;
-
 const TABLES: [&str; 5] = [
     "log_events",
     "consumer_offsets",
@@ -28,12 +26,6 @@ fn migrate(url: &str, direction: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(connection);
-    client
-}
-
 async fn existing_tables(client: &tokio_postgres::Client) -> Vec<String> {
     let rows = client
         .query(
@@ -49,7 +41,7 @@ async fn existing_tables(client: &tokio_postgres::Client) -> Vec<String> {
 #[tokio::test]
 async fn every_migration_goes_up_down_and_up_again() {
     let database = common::unique("migrations").replace('-', "_");
-    let admin = connect(common::POSTGRES_URL).await;
+    let admin = common::pg_connect(common::POSTGRES_URL).await;
     admin
         .batch_execute(&format!("CREATE DATABASE {database}"))
         .await
@@ -58,7 +50,7 @@ async fn every_migration_goes_up_down_and_up_again() {
 
     let applied = migrate(&url, "up");
     assert_eq!(applied.lines().count(), TABLES.len(), "{applied}");
-    let client = connect(&url).await;
+    let client = common::pg_connect(&url).await;
     let mut expected: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
     expected.sort();
     assert_eq!(existing_tables(&client).await, expected);

@@ -4,9 +4,11 @@
 //! - [`client_config`]: the settings every client shares.
 //! - [`topic`]: makes sure the events topic exists and reads broker metadata.
 //! - [`broker_probe`]: the gateway's background view of broker health.
+//! - [`partition_reader`]: the leader's manually assigned reader.
 //! - [`producer`]: the gateway's idempotent, `acks=all` publisher.
 
 pub mod broker_probe;
+pub mod partition_reader;
 pub mod producer;
 pub mod topic;
 

@@ -13,6 +13,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 /// Every migration under `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// Advisory-lock key serialising migrations across processes ("undrstdy" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x756e_6472_7374_6479;
+
 /// Why a migration step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -63,6 +66,13 @@ fn migrate_blocking(url: &str, step: MigrationStep) -> Result<Vec<String>, Migra
         versions.iter().map(ToString::to_string).collect()
     }
     let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)?;
+    // Nodes start together: one applies the migrations, the others wait for it.
+    // The session-level lock ends with the connection.
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")),
+        &mut connection,
+    )
+    .map_err(|error| MigrationError::Apply(error.to_string()))?;
     match step {
         MigrationStep::UpAll => connection
             .run_pending_migrations(MIGRATIONS)

@@ -2,3 +2,6 @@
 //! connection pool and the fenced sink transaction.
 
 pub mod migrations;
+pub mod pool;
+pub mod schema;
+pub mod sink_store;

@@ -51,6 +51,18 @@ pub enum ApiError {
     /// No route matches the path.
     #[error("no such endpoint")]
     NotFound,
+    /// A query parameter is out of range or malformed.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// A leader-only action reached a standby.
+    #[error("this node is not the leader")]
+    NotLeader,
+    /// A dependency (PostgreSQL, Redis, ZooKeeper) did not answer.
+    #[error("a dependency is unavailable: {0}")]
+    DependencyUnavailable(String),
+    /// An actor of this process did not answer (it is restarting or stopping).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -66,6 +78,10 @@ impl ApiError {
             ApiError::BodyRead(_) => "body_read_failed",
             ApiError::BrokerUnavailable(_) => "broker_unavailable",
             ApiError::NotFound => "not_found",
+            ApiError::InvalidParameter(_) => "invalid_parameter",
+            ApiError::NotLeader => "not_leader",
+            ApiError::DependencyUnavailable(_) => "dependency_unavailable",
+            ApiError::Internal(_) => "internal_error",
         }
     }
 
@@ -123,6 +139,10 @@ impl ResponseError for ApiError {
             ApiError::InvalidEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotLeader => StatusCode::CONFLICT,
+            ApiError::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

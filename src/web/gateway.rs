@@ -78,11 +78,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
     );
     let state = web::Data::new(GatewayState {
         producer: producer.clone(),
-        limits: EventLimits {
-            max_message_bytes: config.gateway.max_message_bytes,
-            max_source_bytes: config.gateway.max_source_bytes,
-            max_attributes_bytes: config.gateway.max_attributes_bytes,
-        },
+        limits: EventLimits::from(&config.gateway),
         max_body_bytes: config.gateway.max_body_bytes,
         max_batch_events: config.gateway.max_batch_events,
         broker,

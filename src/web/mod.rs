@@ -3,7 +3,8 @@
 //! - [`gateway`]: the gateway server, its shared state and routes.
 //! - [`log_ingest`]: `POST /api/logs` and `POST /api/logs/batch`.
 //! - [`system_status`]: `GET /api/system/status`.
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`health`]: the gateway's `/healthz` and `/readyz`.
+//! - [`node_api`]: a node's failover status, history, stepdown and probes.
 //! - [`request_body`]: bounded body reading and media-type checks.
 //! - [`api_error`]: every error as a status code and a JSON body.
 
@@ -11,5 +12,6 @@ pub mod api_error;
 pub mod gateway;
 pub mod health;
 pub mod log_ingest;
+pub mod node_api;
 pub mod request_body;
 pub mod system_status;

@@ -3,6 +3,8 @@
 //! each test so tests never see each other's data.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,15 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 pub const KAFKA: &str = "127.0.0.1:9092";
 /// The database `scripts/infra up` creates.
 pub const POSTGRES_URL: &str = "postgres://understudy:understudy@127.0.0.1:5432/understudy";
+
+/// A connection to the database at `url`.
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(connection);
+    client
+}
 
 /// A name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -82,6 +93,11 @@ impl UnderstudyProcess {
     /// The process id, for signals.
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid fits i32")
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// `base_url` + `path`.

@@ -1,0 +1,273 @@
+//! ConsumerActor: exists only while this node leads. The coordinator starts it
+//! after the takeover transaction (fence raised, offsets read) and stops it on
+//! revocation; it never outlives its epoch.
+//!
+//! It assigns every partition of the topic at the stored offsets, reads bounded
+//! batches, turns each record into an event row or a dead letter (a poison
+//! record never blocks its partition), and sends each batch to the SinkActor,
+//! waiting for the commit before reading on: at most one batch is in flight,
+//! which is the back-pressure. A failed commit is retried with backoff; a fenced
+//! one ends the actor and tells the coordinator.
+//!
+//! Handles [`Drain`]: stop reading, let the in-flight commit finish, then stop.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use backon::Retryable;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::actors::node_coordinator::{BatchCommitted, ConsumerFenced, NodeCoordinator};
+use crate::actors::sink::{CommitBatch, SinkActor};
+use crate::actors::state_snapshot::{BatchInFlight, StateSnapshotActor};
+use crate::epoch::Epoch;
+use crate::kafka::partition_reader::{ConsumedRecord, PartitionReader};
+use crate::log_event::{EventLimits, LogEvent};
+use crate::postgres::sink_store::{DeadLetterRow, EventRow, KafkaPosition, SinkBatch, SinkError};
+use crate::retry_policy::dependency_backoff;
+
+/// Stop reading, finish the in-flight commit, stop. Answers when stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// What a consumer needs besides its epoch and offsets.
+#[derive(Clone)]
+pub struct ConsumerSettings {
+    /// The warm reader.
+    pub reader: PartitionReader,
+    /// Topic name (stored with each row).
+    pub topic: String,
+    /// This node's instance id (stored with each row).
+    pub instance_id: String,
+    /// Most records per batch.
+    pub batch_max_events: usize,
+    /// Longest wait for a batch to fill.
+    pub batch_linger: Duration,
+    /// Rules each event must meet.
+    pub limits: EventLimits,
+}
+
+/// The actor.
+pub struct ConsumerActor {
+    epoch: Epoch,
+    reader: PartitionReader,
+    /// The loop, until `started` hands it to the actor's context.
+    pending: Option<ConsumeLoop>,
+    stop: watch::Sender<bool>,
+    finished: watch::Sender<bool>,
+}
+
+impl ConsumerActor {
+    /// A consumer for `epoch`, resuming at `next_offsets`.
+    pub fn new(
+        epoch: Epoch,
+        next_offsets: BTreeMap<i32, i64>,
+        settings: ConsumerSettings,
+        sink: Addr<SinkActor>,
+        snapshots: Addr<StateSnapshotActor>,
+        coordinator: Addr<NodeCoordinator>,
+    ) -> Self {
+        let stop = watch::channel(false).0;
+        Self {
+            epoch,
+            reader: settings.reader.clone(),
+            pending: Some(ConsumeLoop {
+                epoch,
+                next_offsets,
+                settings,
+                sink,
+                snapshots,
+                coordinator,
+                stop: stop.subscribe(),
+            }),
+            stop,
+            finished: watch::channel(false).0,
+        }
+    }
+}
+
+impl Actor for ConsumerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(run) = self.pending.take() else {
+            return;
+        };
+        ctx.spawn(run.run().into_actor(self).map(|(), actor, ctx| {
+            actor.finished.send_replace(true);
+            ctx.stop();
+        }));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Err(error) = self.reader.unassign() {
+            tracing::warn!(%error, "could not unassign partitions");
+        }
+        tracing::info!(epoch = %self.epoch, "consumer stopped");
+    }
+}
+
+impl Handler<Drain> for ConsumerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _message: Drain, _ctx: &mut Context<Self>) -> Self::Result {
+        self.stop.send_replace(true);
+        let mut finished = self.finished.subscribe();
+        Box::pin(async move {
+            let _ = finished.wait_for(|done| *done).await;
+        })
+    }
+}
+
+/// The read-commit loop, owning clones so it can run as one future.
+struct ConsumeLoop {
+    epoch: Epoch,
+    next_offsets: BTreeMap<i32, i64>,
+    settings: ConsumerSettings,
+    sink: Addr<SinkActor>,
+    snapshots: Addr<StateSnapshotActor>,
+    coordinator: Addr<NodeCoordinator>,
+    stop: watch::Receiver<bool>,
+}
+
+impl ConsumeLoop {
+    async fn run(mut self) {
+        let Some(partitions) = self.discover_partitions().await else {
+            return;
+        };
+        if let Err(error) = self.settings.reader.assign(&partitions, &self.next_offsets) {
+            tracing::error!(%error, "could not assign partitions; stepping down");
+            self.coordinator.do_send(ConsumerFenced {
+                epoch: self.epoch,
+                fence_epoch: None,
+            });
+            return;
+        }
+        tracing::info!(epoch = %self.epoch, ?partitions, offsets = ?self.next_offsets, "consuming");
+        while !*self.stop.borrow() {
+            let records = tokio::select! {
+                _ = self.stop.changed() => break,
+                records = self.settings.reader.next_batch(
+                    self.settings.batch_max_events,
+                    self.settings.batch_linger,
+                ) => records,
+            };
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::warn!(%error, "kafka read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if !self.commit(&partitions, records).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the topic exists; `None` when asked to stop first.
+    async fn discover_partitions(&mut self) -> Option<Vec<i32>> {
+        loop {
+            match self.settings.reader.partitions().await {
+                Ok(partitions) if !partitions.is_empty() => return Some(partitions),
+                Ok(_) => {
+                    tracing::info!(topic = %self.settings.topic, "waiting for the topic to exist")
+                }
+                Err(error) => tracing::warn!(%error, "could not read topic metadata"),
+            }
+            tokio::select! {
+                _ = self.stop.changed() => return None,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Commits one batch, retrying transient failures; false when this consumer must end.
+    async fn commit(&mut self, partitions: &[i32], records: Vec<ConsumedRecord>) -> bool {
+        let batch = self.build_batch(records);
+        let message_ids: Vec<Uuid> = batch.events.iter().map(|row| row.message_id).collect();
+        self.snapshots.do_send(BatchInFlight {
+            epoch: self.epoch,
+            message_ids,
+        });
+        let sink = self.sink.clone();
+        let epoch = self.epoch;
+        let stop = self.stop.clone();
+        let outcome = (|| {
+            let sink = sink.clone();
+            let batch = batch.clone();
+            async move {
+                sink.send(CommitBatch { epoch, batch })
+                    .await
+                    .unwrap_or_else(|error| Err(SinkError::Unavailable(error.to_string())))
+            }
+        })
+        .retry(dependency_backoff())
+        .when(|error| !matches!(error, SinkError::Fenced { .. }) && !*stop.borrow())
+        .notify(|error, delay| tracing::warn!(%error, ?delay, "commit failed; retrying"))
+        .await;
+        match outcome {
+            Ok(outcome) => {
+                self.next_offsets.extend(batch.next_offsets.iter());
+                self.coordinator.do_send(BatchCommitted {
+                    epoch,
+                    outcome,
+                    partitions: partitions.to_vec(),
+                    next_offsets: self.next_offsets.clone(),
+                });
+                true
+            }
+            Err(SinkError::Fenced { fence_epoch }) => {
+                tracing::warn!(%epoch, %fence_epoch, "commit fenced by a newer leader");
+                self.coordinator.do_send(ConsumerFenced {
+                    epoch,
+                    fence_epoch: Some(fence_epoch),
+                });
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, "abandoning the in-flight batch while draining");
+                false
+            }
+        }
+    }
+
+    fn build_batch(&self, records: Vec<ConsumedRecord>) -> SinkBatch {
+        let mut batch = SinkBatch::default();
+        for record in records {
+            let position = KafkaPosition {
+                partition: record.partition,
+                offset: record.offset,
+            };
+            let next = batch.next_offsets.entry(record.partition).or_insert(0);
+            *next = (*next).max(record.offset + 1);
+            match LogEvent::decode(record.payload.as_deref(), &self.settings.limits) {
+                Ok(event) => batch.events.push(EventRow::new(
+                    event,
+                    &self.settings.topic,
+                    position,
+                    self.epoch,
+                    &self.settings.instance_id,
+                )),
+                Err(reason) => {
+                    tracing::warn!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
+                    batch.dead_letters.push(DeadLetterRow {
+                        topic: self.settings.topic.clone(),
+                        kafka_partition: record.partition,
+                        kafka_offset: record.offset,
+                        record_key: record.key,
+                        payload: record.payload,
+                        reason,
+                        epoch: self.epoch.0,
+                        processed_by: self.settings.instance_id.clone(),
+                    });
+                }
+            }
+        }
+        batch
+    }
+}

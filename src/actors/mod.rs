@@ -1,0 +1,15 @@
+//! Owns a node's actors: supervised actix actors exchanging typed messages.
+//!
+//! - [`node_coordinator`]: wires the others; leadership state; status.
+//! - [`election`]: ZooKeeper election and epoch claims.
+//! - [`heartbeat`]: the Redis heartbeat, written by the leader, judged by standbys.
+//! - [`consumer`]: exists only while leading; reads Kafka, hands batches to the sink.
+//! - [`sink`]: fenced PostgreSQL transactions.
+//! - [`state_snapshot`]: the Redis state snapshot a new leader loads first.
+
+pub mod consumer;
+pub mod election;
+pub mod heartbeat;
+pub mod node_coordinator;
+pub mod sink;
+pub mod state_snapshot;

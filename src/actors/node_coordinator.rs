@@ -1,0 +1,582 @@
+//! NodeCoordinator: wires a node's actors and owns its leadership state.
+//!
+//! Leadership is a message: [`LeadershipGranted`] starts a takeover — load the
+//! Redis snapshot (fast, advisory), raise the database fence and read the stored
+//! offsets in one transaction, reconcile the two (PostgreSQL wins), then start a
+//! ConsumerActor for that epoch and record the failover. [`LeadershipRevoked`]
+//! and [`ConsumerFenced`] stop the consumer at once. A message of an older epoch
+//! is dropped with a debug log; what makes that safe is the fence, not the check.
+//!
+//! Also handles [`LeaderObserved`], [`ZooKeeperConnectivity`],
+//! [`HeartbeatObserved`], [`BatchCommitted`], [`GetFailoverStatus`],
+//! [`StepDown`] and [`Shutdown`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use backon::Retryable;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::actors::consumer::{ConsumerActor, ConsumerSettings, Drain};
+use crate::actors::election::{ElectionActor, Leave, ReclaimEpochAbove, Resign};
+use crate::actors::heartbeat::{BecomeLeader, BecomeStandby, HeartbeatActor, ZooKeeperLeader};
+use crate::actors::sink::{Flush, RecordFailover, SinkActor, TakeOver};
+use crate::actors::state_snapshot::{
+    BeginEpoch, CommitRecorded, EndEpoch, LoadSnapshot, StateSnapshotActor,
+};
+use crate::consumer_state::{ConsumerState, CustomState};
+use crate::epoch::Epoch;
+use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
+use crate::retry_policy::dependency_backoff;
+
+/// ZooKeeper made this node leader for `epoch`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LeadershipGranted {
+    /// The claimed epoch.
+    pub epoch: Epoch,
+    /// Why leadership changed.
+    pub reason: String,
+    /// When the previous leader's loss was detected.
+    pub detected_at: DateTime<Utc>,
+    /// The previous leader's instance id, when known.
+    pub previous_leader: Option<String>,
+}
+
+/// This node no longer leads `epoch`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LeadershipRevoked {
+    /// The epoch that ended.
+    pub epoch: Epoch,
+    /// Why.
+    pub reason: String,
+}
+
+/// Who ZooKeeper names as leader.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LeaderObserved {
+    /// Its instance id, when known.
+    pub instance_id: Option<String>,
+}
+
+/// Whether the ZooKeeper session is up.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ZooKeeperConnectivity {
+    /// True once a session is established, false when it is lost.
+    pub connected: bool,
+}
+
+/// The latest heartbeat age seen (0 when this node just wrote it).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct HeartbeatObserved {
+    /// Age in ms; `None` when no heartbeat is stored.
+    pub age_ms: Option<i64>,
+}
+
+/// A batch of `epoch` was committed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct BatchCommitted {
+    /// The committing epoch.
+    pub epoch: Epoch,
+    /// What the commit changed.
+    pub outcome: CommitOutcome,
+    /// Partitions consumed.
+    pub partitions: Vec<i32>,
+    /// Next offset per partition after the commit.
+    pub next_offsets: BTreeMap<i32, i64>,
+}
+
+/// The consumer of `epoch` cannot go on: fenced by a newer leader, or unable to start.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ConsumerFenced {
+    /// The consumer's epoch.
+    pub epoch: Epoch,
+    /// The epoch the fence holds, when that is the cause.
+    pub fence_epoch: Option<Epoch>,
+}
+
+/// Report this node's failover status.
+#[derive(Message)]
+#[rtype(result = "FailoverStatus")]
+pub struct GetFailoverStatus;
+
+/// Hand leadership over gracefully: finish the in-flight batch, then resign.
+#[derive(Message)]
+#[rtype(result = "Result<Epoch, NotLeader>")]
+pub struct StepDown;
+
+/// Leave the cluster gracefully and stop the process.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A leader-only request reached a node that does not lead.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("this node is not the leader")]
+pub struct NotLeader;
+
+/// The node's answer to `GET /api/failover/status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverStatus {
+    /// This node's instance id.
+    pub instance_id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// The seed's flag: this node leads and consumes.
+    pub is_leader: bool,
+    /// `LEADER`, `TAKING_OVER` or `STANDBY`.
+    pub role: &'static str,
+    /// This node's current (or last) epoch.
+    pub epoch: Option<Epoch>,
+    /// Who ZooKeeper names as leader.
+    pub leader_id: Option<String>,
+    /// Whether the ZooKeeper session is up.
+    pub zookeeper_connected: bool,
+    /// Age of the leader heartbeat last seen, ms.
+    pub heartbeat_age_ms: Option<i64>,
+    /// What this node consumes and has committed.
+    pub state: StateSummary,
+    /// Snapshot/database disagreements seen at takeovers.
+    pub reconciliation_mismatches: u64,
+    /// The last takeover by this node.
+    pub last_failover: Option<FailoverView>,
+}
+
+/// Consumption state in the status answer.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateSummary {
+    /// Partitions consumed.
+    pub partitions: Vec<i32>,
+    /// Next offset per partition.
+    pub offsets: BTreeMap<i32, i64>,
+    /// Events committed (continued from the snapshot at takeover).
+    pub processed_total: u64,
+    /// Dead letters committed by this node.
+    pub dead_lettered_total: u64,
+}
+
+/// A takeover as the status reports it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: FailoverRecord,
+    /// When the new leader's first commit landed.
+    pub first_commit_at: Option<DateTime<Utc>>,
+    /// `first_commit_at - detected_at`.
+    pub first_commit_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Standby,
+    TakingOver(Epoch),
+    Leading(Epoch),
+}
+
+impl Role {
+    fn epoch(self) -> Option<Epoch> {
+        match self {
+            Role::Standby => None,
+            Role::TakingOver(epoch) | Role::Leading(epoch) => Some(epoch),
+        }
+    }
+}
+
+/// Fixed facts and settings of a node.
+pub struct NodeIdentity {
+    /// Instance id.
+    pub instance_id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Oldest snapshot trusted at takeover.
+    pub state_max_age_ms: u64,
+}
+
+/// The other actors, started by [`NodeCoordinator::start`].
+pub struct NodeActors {
+    /// Election.
+    pub election: Addr<ElectionActor>,
+    /// Heartbeat.
+    pub heartbeat: Addr<HeartbeatActor>,
+    /// Sink.
+    pub sink: Addr<SinkActor>,
+    /// Snapshots.
+    pub snapshots: Addr<StateSnapshotActor>,
+}
+
+/// The actor.
+pub struct NodeCoordinator {
+    identity: NodeIdentity,
+    actors: NodeActors,
+    consumer_settings: ConsumerSettings,
+    role: Role,
+    last_epoch: Option<Epoch>,
+    leadership: watch::Sender<Option<Epoch>>,
+    consumer: Option<Addr<ConsumerActor>>,
+    zookeeper_connected: bool,
+    zookeeper_leader: Option<String>,
+    heartbeat_age_ms: Option<i64>,
+    state: StateSummary,
+    reconciliation_mismatches: u64,
+    last_failover: Option<FailoverView>,
+}
+
+impl NodeCoordinator {
+    /// Starts the coordinator; `start_actors` starts the others with its address.
+    pub fn start(
+        identity: NodeIdentity,
+        consumer_settings: ConsumerSettings,
+        start_actors: impl FnOnce(Addr<NodeCoordinator>) -> NodeActors,
+    ) -> Addr<NodeCoordinator> {
+        NodeCoordinator::create(|ctx| NodeCoordinator {
+            identity,
+            actors: start_actors(ctx.address()),
+            consumer_settings,
+            role: Role::Standby,
+            last_epoch: None,
+            leadership: watch::channel(None).0,
+            consumer: None,
+            zookeeper_connected: false,
+            zookeeper_leader: None,
+            heartbeat_age_ms: None,
+            state: StateSummary::default(),
+            reconciliation_mismatches: 0,
+            last_failover: None,
+        })
+    }
+
+    fn set_role(&mut self, role: Role) {
+        self.role = role;
+        if let Some(epoch) = role.epoch() {
+            self.last_epoch = Some(epoch);
+        }
+        self.leadership.send_replace(role.epoch());
+    }
+
+    /// Stops the consumer at once: used when leadership is already gone.
+    fn stop_consumer(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            // Dropping the address lets the actor stop; Drain ends its loop now.
+            consumer.do_send(Drain);
+        }
+    }
+
+    fn become_standby(&mut self) {
+        self.stop_consumer();
+        self.set_role(Role::Standby);
+        self.actors.heartbeat.do_send(BecomeStandby);
+        self.actors.snapshots.do_send(EndEpoch);
+    }
+
+    /// Runs after the takeover transaction succeeded for `epoch`.
+    fn start_leading(
+        &mut self,
+        granted: &LeadershipGranted,
+        offsets: BTreeMap<i32, i64>,
+        snapshot: Option<ConsumerState>,
+        ctx: &mut Context<Self>,
+    ) {
+        let epoch = granted.epoch;
+        let now = Utc::now();
+        let mut custom = CustomState::default();
+        if let Some(snapshot) = snapshot {
+            if snapshot.is_fresh(now.timestamp_millis(), self.identity.state_max_age_ms) {
+                let mismatches = snapshot.mismatches(&offsets);
+                if !mismatches.is_empty() {
+                    self.reconciliation_mismatches += 1;
+                    tracing::warn!(
+                        ?mismatches,
+                        "state snapshot disagrees with postgresql; postgresql wins"
+                    );
+                }
+                self.state.processed_total =
+                    self.state.processed_total.max(snapshot.processed_total);
+                custom = snapshot.custom;
+            } else {
+                tracing::info!(snapshot_epoch = %snapshot.epoch, "state snapshot too old; ignoring it");
+            }
+        }
+        self.state.offsets = offsets.clone();
+        self.actors.snapshots.do_send(BeginEpoch {
+            epoch,
+            processed_total: self.state.processed_total,
+            custom,
+        });
+        let consumer = ConsumerActor::new(
+            epoch,
+            offsets,
+            self.consumer_settings.clone(),
+            self.actors.sink.clone(),
+            self.actors.snapshots.clone(),
+            ctx.address(),
+        )
+        .start();
+        self.consumer = Some(consumer);
+        self.set_role(Role::Leading(epoch));
+        let record = FailoverRecord {
+            epoch: epoch.0,
+            new_leader: self.identity.instance_id.clone(),
+            previous_leader: granted.previous_leader.clone(),
+            reason: granted.reason.clone(),
+            detected_at: granted.detected_at,
+            recovered_at: now,
+            recovery_ms: (now - granted.detected_at).num_milliseconds().max(0),
+        };
+        tracing::info!(%epoch, recovery_ms = record.recovery_ms, reason = %record.reason, "leading");
+        self.last_failover = Some(FailoverView {
+            record: record.clone(),
+            first_commit_at: None,
+            first_commit_ms: None,
+        });
+        let sink = self.actors.sink.clone();
+        ctx.spawn(
+            async move {
+                match sink.send(RecordFailover(record)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "could not record the failover"),
+                    Err(error) => tracing::warn!(%error, "sink unavailable to record the failover"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for NodeCoordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<LeadershipGranted> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, granted: LeadershipGranted, ctx: &mut Context<Self>) {
+        if self
+            .role
+            .epoch()
+            .is_some_and(|current| current >= granted.epoch)
+        {
+            tracing::debug!(epoch = %granted.epoch, "leadership grant of an older epoch ignored");
+            return;
+        }
+        self.stop_consumer();
+        self.set_role(Role::TakingOver(granted.epoch));
+        self.actors.heartbeat.do_send(BecomeLeader {
+            epoch: granted.epoch,
+        });
+        let epoch = granted.epoch;
+        let snapshots = self.actors.snapshots.clone();
+        let sink = self.actors.sink.clone();
+        let leadership = self.leadership.subscribe();
+        let takeover = async move {
+            let snapshot = match snapshots.send(LoadSnapshot).await {
+                Ok(Ok(snapshot)) => snapshot,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not load the state snapshot; continuing from postgresql");
+                    None
+                }
+                Err(_) => None,
+            };
+            let offsets = (|| {
+                let sink = sink.clone();
+                async move {
+                    sink.send(TakeOver { epoch })
+                        .await
+                        .unwrap_or_else(|error| Err(SinkError::Unavailable(error.to_string())))
+                }
+            })
+            .retry(dependency_backoff())
+            .when(|error| {
+                !matches!(error, SinkError::Fenced { .. }) && *leadership.borrow() == Some(epoch)
+            })
+            .notify(|error, delay| tracing::warn!(%error, ?delay, "takeover transaction failed; retrying"))
+            .await;
+            (offsets, snapshot)
+        };
+        ctx.spawn(takeover.into_actor(self).map(move |(offsets, snapshot), actor, ctx| {
+            if actor.role != Role::TakingOver(epoch) {
+                tracing::debug!(%epoch, "takeover finished after leadership moved on");
+                return;
+            }
+            match offsets {
+                Ok(offsets) => actor.start_leading(&granted, offsets, snapshot, ctx),
+                Err(SinkError::Fenced { fence_epoch }) => {
+                    tracing::warn!(%epoch, %fence_epoch, "the database fence is above our epoch; reclaiming");
+                    actor.actors.election.do_send(ReclaimEpochAbove { floor: fence_epoch });
+                }
+                Err(error) => tracing::warn!(%error, "takeover abandoned"),
+            }
+        }));
+    }
+}
+
+impl Handler<LeadershipRevoked> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, revoked: LeadershipRevoked, _ctx: &mut Context<Self>) {
+        if self.role.epoch() != Some(revoked.epoch) {
+            tracing::debug!(epoch = %revoked.epoch, "revocation of an epoch we do not hold ignored");
+            return;
+        }
+        tracing::warn!(epoch = %revoked.epoch, reason = %revoked.reason, "standing down");
+        self.become_standby();
+    }
+}
+
+impl Handler<ConsumerFenced> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, fenced: ConsumerFenced, _ctx: &mut Context<Self>) {
+        if self.role.epoch() != Some(fenced.epoch) {
+            tracing::debug!(epoch = %fenced.epoch, "fencing of an epoch we do not hold ignored");
+            return;
+        }
+        tracing::warn!(epoch = %fenced.epoch, fence_epoch = ?fenced.fence_epoch, "fenced; stepping down");
+        self.become_standby();
+        self.actors.election.do_send(Resign);
+    }
+}
+
+impl Handler<LeaderObserved> for NodeCoordinator {
+    type Result = ();
+    fn handle(&mut self, observed: LeaderObserved, _ctx: &mut Context<Self>) {
+        self.actors.heartbeat.do_send(ZooKeeperLeader {
+            instance_id: observed.instance_id.clone(),
+        });
+        self.zookeeper_leader = observed.instance_id;
+    }
+}
+
+impl Handler<ZooKeeperConnectivity> for NodeCoordinator {
+    type Result = ();
+    fn handle(&mut self, connectivity: ZooKeeperConnectivity, _ctx: &mut Context<Self>) {
+        self.zookeeper_connected = connectivity.connected;
+    }
+}
+
+impl Handler<HeartbeatObserved> for NodeCoordinator {
+    type Result = ();
+    fn handle(&mut self, observed: HeartbeatObserved, _ctx: &mut Context<Self>) {
+        self.heartbeat_age_ms = observed.age_ms;
+    }
+}
+
+impl Handler<BatchCommitted> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, committed: BatchCommitted, _ctx: &mut Context<Self>) {
+        if self.role != Role::Leading(committed.epoch) {
+            tracing::debug!(epoch = %committed.epoch, "commit report of another epoch ignored");
+            return;
+        }
+        self.state.processed_total += committed.outcome.inserted as u64;
+        self.state.dead_lettered_total += committed.outcome.dead_lettered as u64;
+        self.state.partitions = committed.partitions.clone();
+        self.state.offsets = committed.next_offsets.clone();
+        if let Some(view) = self
+            .last_failover
+            .as_mut()
+            .filter(|v| v.first_commit_at.is_none())
+        {
+            let now = Utc::now();
+            let first_commit_ms = (now - view.record.detected_at).num_milliseconds().max(0);
+            view.first_commit_at = Some(now);
+            view.first_commit_ms = Some(first_commit_ms);
+            tracing::info!(epoch = %committed.epoch, first_commit_ms, "first commit after takeover");
+        }
+        self.actors.snapshots.do_send(CommitRecorded {
+            epoch: committed.epoch,
+            partitions: committed.partitions,
+            next_offsets: committed.next_offsets,
+            processed_total: self.state.processed_total,
+        });
+    }
+}
+
+impl Handler<GetFailoverStatus> for NodeCoordinator {
+    type Result = MessageResult<GetFailoverStatus>;
+
+    fn handle(&mut self, _message: GetFailoverStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(FailoverStatus {
+            instance_id: self.identity.instance_id.clone(),
+            cluster: self.identity.cluster.clone(),
+            is_leader: matches!(self.role, Role::Leading(_)),
+            role: match self.role {
+                Role::Standby => "STANDBY",
+                Role::TakingOver(_) => "TAKING_OVER",
+                Role::Leading(_) => "LEADER",
+            },
+            epoch: self.role.epoch().or(self.last_epoch),
+            leader_id: self.zookeeper_leader.clone(),
+            zookeeper_connected: self.zookeeper_connected,
+            heartbeat_age_ms: self.heartbeat_age_ms,
+            state: self.state.clone(),
+            reconciliation_mismatches: self.reconciliation_mismatches,
+            last_failover: self.last_failover.clone(),
+        })
+    }
+}
+
+impl Handler<StepDown> for NodeCoordinator {
+    type Result = ResponseActFuture<Self, Result<Epoch, NotLeader>>;
+
+    fn handle(&mut self, _message: StepDown, _ctx: &mut Context<Self>) -> Self::Result {
+        let Role::Leading(epoch) = self.role else {
+            return Box::pin(fut::ready(Err(NotLeader)));
+        };
+        let consumer = self.consumer.take();
+        let sink = self.actors.sink.clone();
+        Box::pin(
+            async move {
+                if let Some(consumer) = consumer {
+                    let _ = consumer.send(Drain).await;
+                }
+                let _ = sink.send(Flush).await;
+            }
+            .into_actor(self)
+            .map(move |(), actor, _ctx| {
+                tracing::info!(%epoch, "stepping down: in-flight batch committed, resigning");
+                actor.become_standby();
+                actor.actors.election.do_send(Resign);
+                Ok(epoch)
+            }),
+        )
+    }
+}
+
+impl Handler<Shutdown> for NodeCoordinator {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _message: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        let consumer = self.consumer.take();
+        let sink = self.actors.sink.clone();
+        let election = self.actors.election.clone();
+        Box::pin(
+            async move {
+                if let Some(consumer) = consumer {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), consumer.send(Drain)).await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Flush)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), election.send(Leave)).await;
+            }
+            .into_actor(self)
+            .map(|(), actor, _ctx| {
+                actor.become_standby();
+                tracing::info!("left the election");
+            }),
+        )
+    }
+}

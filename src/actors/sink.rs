@@ -1,0 +1,104 @@
+//! SinkActor: the only writer of events into PostgreSQL.
+//!
+//! Handles [`TakeOver`] (raise the fence, read the stored offsets),
+//! [`CommitBatch`] (one fenced transaction per batch) and [`RecordFailover`].
+//! Each request is atomic in the mailbox: the next one starts only when the
+//! previous transaction finished, so commits happen in the order they were sent
+//! and a [`Flush`] answers only after every commit sent before it.
+//! Failures are returned to the sender, who decides to retry or step down.
+
+use std::collections::BTreeMap;
+
+use actix::prelude::*;
+
+use crate::epoch::Epoch;
+use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkBatch, SinkError, SinkStore};
+
+/// Raise the fence to `epoch` and return the stored next offset per partition.
+#[derive(Message)]
+#[rtype(result = "Result<BTreeMap<i32, i64>, SinkError>")]
+pub struct TakeOver {
+    /// The new leader's epoch.
+    pub epoch: Epoch,
+}
+
+/// Commit one batch under `epoch`.
+#[derive(Message)]
+#[rtype(result = "Result<CommitOutcome, SinkError>")]
+pub struct CommitBatch {
+    /// The committing leader's epoch.
+    pub epoch: Epoch,
+    /// What to write.
+    pub batch: SinkBatch,
+}
+
+/// Store one leadership change.
+#[derive(Message)]
+#[rtype(result = "Result<(), SinkError>")]
+pub struct RecordFailover(pub FailoverRecord);
+
+/// Answers once every request sent before it has finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// The actor.
+pub struct SinkActor {
+    store: SinkStore,
+}
+
+impl SinkActor {
+    /// A sink writing through `store`.
+    pub fn new(store: SinkStore) -> Self {
+        Self { store }
+    }
+}
+
+impl Actor for SinkActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for SinkActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!("sink actor restarting");
+    }
+}
+
+impl Handler<TakeOver> for SinkActor {
+    type Result = AtomicResponse<Self, Result<BTreeMap<i32, i64>, SinkError>>;
+
+    fn handle(&mut self, message: TakeOver, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.take_over(message.epoch).await }.into_actor(self),
+        ))
+    }
+}
+
+impl Handler<CommitBatch> for SinkActor {
+    type Result = AtomicResponse<Self, Result<CommitOutcome, SinkError>>;
+
+    fn handle(&mut self, message: CommitBatch, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.commit(message.epoch, &message.batch).await }.into_actor(self),
+        ))
+    }
+}
+
+impl Handler<RecordFailover> for SinkActor {
+    type Result = AtomicResponse<Self, Result<(), SinkError>>;
+
+    fn handle(&mut self, message: RecordFailover, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.record_failover(&message.0).await }.into_actor(self),
+        ))
+    }
+}
+
+impl Handler<Flush> for SinkActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Flush, _ctx: &mut Context<Self>) {}
+}

@@ -1,0 +1,215 @@
+//! StateSnapshotActor: the seed's state migration, kept advisory.
+//!
+//! While leading it keeps the latest [`ConsumerState`] in memory, updated by
+//! every [`BatchInFlight`] and [`CommitRecorded`], and writes it to Redis at most
+//! once per `node.snapshot_interval_ms` (coalesced), epoch-checked so a stale
+//! leader never overwrites a successor's snapshot. A new leader asks it to
+//! [`LoadSnapshot`] first; the coordinator reconciles that with PostgreSQL, which
+//! wins. Redis being down only delays snapshots: the next write carries it all.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use crate::consumer_state::{ConsumerState, CustomState, InFlightId, IN_FLIGHT_TTL_MS};
+use crate::epoch::Epoch;
+use crate::redis_store::snapshot_store::SnapshotStore;
+use crate::redis_store::RedisStoreError;
+
+/// Read the stored snapshot (a new leader's first step).
+#[derive(Message)]
+#[rtype(result = "Result<Option<ConsumerState>, RedisStoreError>")]
+pub struct LoadSnapshot;
+
+/// Start a new state for `epoch`, carrying over what the previous leader left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BeginEpoch {
+    /// The new epoch.
+    pub epoch: Epoch,
+    /// Processed total to continue from.
+    pub processed_total: u64,
+    /// Application state carried over.
+    pub custom: CustomState,
+}
+
+/// Ids handed to the sink and not yet committed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BatchInFlight {
+    /// The committing epoch.
+    pub epoch: Epoch,
+    /// The batch's event ids.
+    pub message_ids: Vec<Uuid>,
+}
+
+/// A batch was committed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitRecorded {
+    /// The committing epoch.
+    pub epoch: Epoch,
+    /// Partitions consumed.
+    pub partitions: Vec<i32>,
+    /// Next offset per partition after the commit.
+    pub next_offsets: BTreeMap<i32, i64>,
+    /// Processed total after the commit.
+    pub processed_total: u64,
+}
+
+/// Stop snapshotting (leadership ended).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndEpoch;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushTick;
+
+/// The actor.
+pub struct StateSnapshotActor {
+    store: SnapshotStore,
+    instance_id: String,
+    topic: String,
+    interval: Duration,
+    current: Option<ConsumerState>,
+    dirty: bool,
+    writing: bool,
+}
+
+impl StateSnapshotActor {
+    /// A snapshot writer for `instance_id` consuming `topic`.
+    pub fn new(
+        store: SnapshotStore,
+        instance_id: String,
+        topic: String,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            store,
+            instance_id,
+            topic,
+            interval,
+            current: None,
+            dirty: false,
+            writing: false,
+        }
+    }
+}
+
+impl Actor for StateSnapshotActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |_, ctx| ctx.notify(FlushTick));
+    }
+}
+
+impl Supervised for StateSnapshotActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.writing = false;
+    }
+}
+
+impl Handler<LoadSnapshot> for StateSnapshotActor {
+    type Result = ResponseFuture<Result<Option<ConsumerState>, RedisStoreError>>;
+    fn handle(&mut self, _message: LoadSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(async move { store.read().await })
+    }
+}
+
+impl Handler<BeginEpoch> for StateSnapshotActor {
+    type Result = ();
+    fn handle(&mut self, message: BeginEpoch, _ctx: &mut Context<Self>) {
+        self.current = Some(ConsumerState {
+            instance_id: self.instance_id.clone(),
+            epoch: message.epoch,
+            topic: self.topic.clone(),
+            partitions: Vec::new(),
+            offsets: BTreeMap::new(),
+            in_flight: Vec::new(),
+            processed_total: message.processed_total,
+            custom: message.custom,
+            updated_at_ms: chrono::Utc::now().timestamp_millis(),
+        });
+        self.dirty = true;
+    }
+}
+
+impl Handler<BatchInFlight> for StateSnapshotActor {
+    type Result = ();
+    fn handle(&mut self, message: BatchInFlight, _ctx: &mut Context<Self>) {
+        let Some(state) = self.current.as_mut().filter(|s| s.epoch == message.epoch) else {
+            tracing::debug!(epoch = %message.epoch, "in-flight ids of another epoch ignored");
+            return;
+        };
+        let expires_at_ms = chrono::Utc::now().timestamp_millis() + IN_FLIGHT_TTL_MS;
+        state.in_flight = message
+            .message_ids
+            .into_iter()
+            .map(|message_id| InFlightId {
+                message_id,
+                expires_at_ms,
+            })
+            .collect();
+        self.dirty = true;
+    }
+}
+
+impl Handler<CommitRecorded> for StateSnapshotActor {
+    type Result = ();
+    fn handle(&mut self, message: CommitRecorded, _ctx: &mut Context<Self>) {
+        let Some(state) = self.current.as_mut().filter(|s| s.epoch == message.epoch) else {
+            tracing::debug!(epoch = %message.epoch, "commit of another epoch ignored");
+            return;
+        };
+        state.partitions = message.partitions;
+        state.offsets = message.next_offsets;
+        state.processed_total = message.processed_total;
+        state.in_flight.clear();
+        self.dirty = true;
+    }
+}
+
+impl Handler<EndEpoch> for StateSnapshotActor {
+    type Result = ();
+    fn handle(&mut self, _message: EndEpoch, _ctx: &mut Context<Self>) {
+        self.current = None;
+        self.dirty = false;
+    }
+}
+
+impl Handler<FlushTick> for StateSnapshotActor {
+    type Result = ();
+    fn handle(&mut self, _tick: FlushTick, ctx: &mut Context<Self>) {
+        if !self.dirty || self.writing {
+            return;
+        }
+        let Some(state) = self.current.as_mut() else {
+            return;
+        };
+        state.updated_at_ms = chrono::Utc::now().timestamp_millis();
+        let snapshot = state.clone();
+        self.dirty = false;
+        self.writing = true;
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.write(&snapshot).await }
+                .into_actor(self)
+                .map(|result, actor, _ctx| {
+                    actor.writing = false;
+                    match result {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("a newer epoch's snapshot is stored; not overwriting it"),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not write the state snapshot; will retry");
+                            actor.dirty = actor.current.is_some();
+                        }
+                    }
+                }),
+        );
+    }
+}

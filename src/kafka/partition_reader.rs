@@ -1,0 +1,127 @@
+//! Owns the node's Kafka consumer: every partition of the topic assigned by hand
+//! (active-passive: no group membership, so no rebalance in the failover path),
+//! positioned at the offsets PostgreSQL stored, read in bounded batches.
+//!
+//! A standby creates its reader at start-up and keeps its broker connection warm,
+//! so a takeover costs an assign and a seek, not a cold bootstrap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::kafka::client_config;
+
+/// One record as read from Kafka, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Raw key.
+    pub key: Option<Vec<u8>>,
+    /// Raw value.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// The leader's reader of the events topic; cheap to clone.
+#[derive(Clone)]
+pub struct PartitionReader {
+    consumer: Arc<StreamConsumer>,
+    kafka: KafkaConfig,
+}
+
+impl PartitionReader {
+    /// Creates the reader. `group_id` is required by the broker even for manual
+    /// assignment; offsets are never committed to Kafka (PostgreSQL holds them).
+    pub fn new(kafka: &KafkaConfig, group_id: &str) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = client_config(kafka)
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50")
+            .create()?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            kafka: kafka.clone(),
+        })
+    }
+
+    /// Partition ids of the topic (empty while it does not exist); also keeps the
+    /// connection to the broker warm.
+    pub async fn partitions(&self) -> Result<Vec<i32>, KafkaError> {
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.kafka.topic.clone();
+        let timeout = Duration::from_millis(self.kafka.request_timeout_ms);
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect())
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)?
+    }
+
+    /// Assigns `partitions`, each at its stored next offset or the beginning.
+    pub fn assign(
+        &self,
+        partitions: &[i32],
+        next_offsets: &std::collections::BTreeMap<i32, i64>,
+    ) -> Result<(), KafkaError> {
+        let mut assignment = TopicPartitionList::new();
+        for partition in partitions {
+            let offset = next_offsets
+                .get(partition)
+                .map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            assignment.add_partition_offset(&self.kafka.topic, *partition, offset)?;
+        }
+        self.consumer.assign(&assignment)
+    }
+
+    /// Drops every assignment (on losing leadership).
+    pub fn unassign(&self) -> Result<(), KafkaError> {
+        self.consumer.unassign()
+    }
+
+    /// Waits for the next record, then gathers more for up to `linger`, at most `max`.
+    pub async fn next_batch(
+        &self,
+        max: usize,
+        linger: Duration,
+    ) -> Result<Vec<ConsumedRecord>, KafkaError> {
+        let first = self.consumer.recv().await?;
+        let mut batch = Vec::with_capacity(max);
+        batch.push(owned(&first));
+        drop(first);
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(owned(&message)),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "kafka error while filling a batch");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+}
+
+fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
+    ConsumedRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+    }
+}

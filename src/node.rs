@@ -1,0 +1,194 @@
+//! Owns the node process: applies migrations, starts the actors and the HTTP API,
+//! and turns SIGTERM or Ctrl+C into a graceful exit (finish the in-flight batch,
+//! leave the election so the successor takes over in milliseconds).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::Supervisor;
+use actix_web::{web, App, HttpServer};
+use backon::Retryable;
+use uuid::Uuid;
+
+use crate::actors::consumer::ConsumerSettings;
+use crate::actors::election::ElectionActor;
+use crate::actors::heartbeat::HeartbeatActor;
+use crate::actors::node_coordinator::{NodeActors, NodeCoordinator, NodeIdentity, Shutdown};
+use crate::actors::sink::SinkActor;
+use crate::actors::state_snapshot::StateSnapshotActor;
+use crate::config::Config;
+use crate::kafka::partition_reader::PartitionReader;
+use crate::log_event::EventLimits;
+use crate::postgres::migrations::{self, MigrationStep};
+use crate::postgres::pool::build_pool;
+use crate::postgres::sink_store::SinkStore;
+use crate::redis_store::heartbeat_store::HeartbeatStore;
+use crate::redis_store::snapshot_store::SnapshotStore;
+use crate::redis_store::{self, RedisStoreError};
+use crate::retry_policy::dependency_backoff;
+use crate::web::api_error::ApiError;
+use crate::web::node_api::{self, NodeState};
+use crate::zookeeper::election_client::MemberInfo;
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The Kafka client could not be created.
+    #[error("could not create the kafka consumer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The Redis client could not be created (bad URL).
+    #[error("could not create the redis client: {0}")]
+    Redis(#[from] RedisStoreError),
+    /// The port could not be bound or the server failed.
+    #[error("http server error: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// Runs a node until SIGTERM or Ctrl+C.
+pub async fn run(config: Config) -> Result<(), NodeError> {
+    let instance_id = if config.node.instance_id.is_empty() {
+        format!("node-{}", Uuid::now_v7().simple())
+    } else {
+        config.node.instance_id.clone()
+    };
+    apply_migrations(&config.postgres.url).await;
+
+    let listener =
+        std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;
+    let http_addr = listener.local_addr()?;
+    let http_url = advertised_url(http_addr);
+
+    let pool = build_pool(&config.postgres);
+    let store = SinkStore::new(pool, &config.cluster, &config.kafka.topic, &instance_id);
+    let redis = redis_store::connect_lazily(&config.redis.url)?;
+    let reader = PartitionReader::new(&config.kafka, &format!("understudy-{}", config.cluster))?;
+    if let Err(error) = reader.partitions().await {
+        tracing::warn!(%error, "kafka not reachable yet; the reader will retry when leading");
+    }
+    let consumer_settings = ConsumerSettings {
+        reader,
+        topic: config.kafka.topic.clone(),
+        instance_id: instance_id.clone(),
+        batch_max_events: config.node.batch_max_events,
+        batch_linger: Duration::from_millis(config.node.batch_linger_ms),
+        limits: EventLimits::from(&config.gateway),
+    };
+    let identity = NodeIdentity {
+        instance_id: instance_id.clone(),
+        cluster: config.cluster.clone(),
+        state_max_age_ms: config.node.state_max_age_ms,
+    };
+    let me = MemberInfo {
+        instance_id: instance_id.clone(),
+        http_url: http_url.clone(),
+    };
+    let sink_store = store.clone();
+    let coordinator = NodeCoordinator::start(identity, consumer_settings, |coordinator| {
+        let sink = Supervisor::start(move |_| SinkActor::new(sink_store));
+        let snapshots = {
+            let store = SnapshotStore::new(redis.clone(), &config.cluster);
+            let instance_id = instance_id.clone();
+            let topic = config.kafka.topic.clone();
+            let interval = Duration::from_millis(config.node.snapshot_interval_ms);
+            Supervisor::start(move |_| StateSnapshotActor::new(store, instance_id, topic, interval))
+        };
+        let election = {
+            let zookeeper = config.zookeeper.clone();
+            let cluster = config.cluster.clone();
+            let coordinator = coordinator.clone();
+            Supervisor::start(move |_| ElectionActor::new(zookeeper, cluster, me, coordinator))
+        };
+        let heartbeat = {
+            let store = HeartbeatStore::new(redis, &config.cluster);
+            let instance_id = instance_id.clone();
+            let node = config.node.clone();
+            let election = election.clone();
+            Supervisor::start(move |_| {
+                HeartbeatActor::new(store, instance_id, node, coordinator, election)
+            })
+        };
+        NodeActors {
+            election,
+            heartbeat,
+            sink,
+            snapshots,
+        }
+    });
+
+    let state = web::Data::new(NodeState {
+        coordinator: coordinator.clone(),
+        store,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|error, _| ApiError::InvalidParameter(error.to_string()).into()),
+            )
+            .configure(node_api::routes)
+    })
+    .disable_signals()
+    .workers(1)
+    .listen(listener)?
+    .run();
+    tracing::info!(%instance_id, %http_url, "node listening");
+    println!("understudy node {instance_id} listening on {http_url}");
+
+    let handle = server.handle();
+    actix::spawn(async move {
+        wait_for_termination().await;
+        tracing::info!("termination requested; leaving gracefully");
+        let _ = coordinator.send(Shutdown).await;
+        handle.stop(true).await;
+    });
+    server.await?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Applies pending migrations, waiting (with backoff) for PostgreSQL to answer:
+/// a node that cannot reach its database must not join the election.
+async fn apply_migrations(url: &str) {
+    let applied = (|| migrations::migrate(url, MigrationStep::UpAll))
+        .retry(dependency_backoff())
+        .notify(|error, delay| tracing::warn!(%error, ?delay, "migrations failed; retrying"))
+        .await;
+    if let Ok(versions) = applied {
+        if !versions.is_empty() {
+            tracing::info!(?versions, "applied migrations");
+        }
+    }
+}
+
+/// The URL other processes use to reach this node.
+fn advertised_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl+C stops the node");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,56 @@
+//! Owns the connection pool: bounded size, bounded wait for a connection, and
+//! connections that are re-established after PostgreSQL restarts.
+//!
+//! Every connection is set up so that no leader can stall its successor: a
+//! paused (SIGSTOP) or partitioned leader may hold the fence row locked in an
+//! open transaction, and PostgreSQL ends such a session after
+//! `idle_in_transaction_session_timeout`, releasing the lock; a statement can run
+//! for at most `statement_timeout`.
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::FutureExt;
+
+use crate::config::PostgresConfig;
+
+/// The node's pool of PostgreSQL connections.
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// Longest a session may sit idle inside a transaction before PostgreSQL ends it.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest one statement may run.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the pool without connecting: a node starts while PostgreSQL is down.
+pub fn build_pool(postgres: &PostgresConfig) -> PgPool {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(|url| establish_guarded(url.to_owned()).boxed());
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&postgres.url, config);
+    Pool::builder()
+        .max_size(postgres.pool_size)
+        .connection_timeout(Duration::from_millis(postgres.connect_timeout_ms))
+        .build_unchecked(manager)
+}
+
+async fn establish_guarded(url: String) -> Result<AsyncPgConnection, ConnectionError> {
+    let mut connection = AsyncPgConnection::establish(&url).await?;
+    for setting in [
+        format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+        ),
+        format!("SET statement_timeout = {}", STATEMENT_TIMEOUT.as_millis()),
+    ] {
+        diesel::sql_query(setting)
+            .execute(&mut connection)
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    }
+    Ok(connection)
+}

@@ -1,0 +1,77 @@
+//! Owns the `leader:heartbeat` key: the leader writes it, standbys read it.
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use crate::heartbeat_record::HeartbeatRecord;
+use crate::redis_store::{key_prefix, RedisStoreError};
+
+/// Writes `ARGV[1]` unless the stored heartbeat carries an epoch above `ARGV[2]`;
+/// returns 1 when written, 0 when refused. The key expires (`ARGV[3]` ms) so a
+/// dead cluster leaves nothing behind.
+const WRITE_IF_NOT_OLDER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored_epoch = tonumber(string.match(current, '^%-?%d+:(%-?%d+):'))
+  if stored_epoch and stored_epoch > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+";
+
+/// How long a heartbeat key outlives its last write.
+const HEARTBEAT_TTL_MS: u64 = 60_000;
+
+/// Reads and writes one cluster's heartbeat.
+#[derive(Clone)]
+pub struct HeartbeatStore {
+    connection: ConnectionManager,
+    key: String,
+    script: Script,
+}
+
+impl HeartbeatStore {
+    /// A store for `cluster` over `connection`.
+    pub fn new(connection: ConnectionManager, cluster: &str) -> Self {
+        Self {
+            connection,
+            key: format!("{}leader:heartbeat", key_prefix(cluster)),
+            script: Script::new(WRITE_IF_NOT_OLDER),
+        }
+    }
+
+    /// The Redis key, for operators and tests.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Writes `record` unless a higher epoch's heartbeat is stored; `Ok(false)` when refused.
+    pub async fn write(&self, record: &HeartbeatRecord) -> Result<bool, RedisStoreError> {
+        let mut connection = self.connection.clone();
+        let written: i64 = self
+            .script
+            .key(&self.key)
+            .arg(record.to_string())
+            .arg(record.epoch.0)
+            .arg(HEARTBEAT_TTL_MS)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(written == 1)
+    }
+
+    /// The stored heartbeat, if any.
+    pub async fn read(&self) -> Result<Option<HeartbeatRecord>, RedisStoreError> {
+        let mut connection = self.connection.clone();
+        let stored: Option<String> = connection.get(&self.key).await?;
+        stored
+            .map(|text| {
+                text.parse()
+                    .map_err(|error: crate::heartbeat_record::HeartbeatParseError| {
+                        RedisStoreError::Malformed(error.to_string())
+                    })
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,44 @@
+//! Owns Redis: the leader heartbeat and the consumer-state snapshot, both
+//! written through Lua scripts that refuse to overwrite a higher epoch, so a
+//! stale leader can never clobber what its successor wrote.
+//!
+//! Keys are namespaced per cluster: `understudy:{cluster}:leader:heartbeat` (the
+//! seed's `leader:heartbeat`) and `understudy:{cluster}:consumer:state`.
+//! The connection is lazy and self-healing: a node starts while Redis is down,
+//! every call is bounded by a timeout, and calls succeed again once Redis returns.
+
+pub mod heartbeat_store;
+pub mod snapshot_store;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// Why a Redis call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    /// Redis refused the command or the connection failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored value could not be decoded.
+    #[error("stored value is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Bound on one Redis command: a heartbeat must not wait longer than its interval.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lazily connected, reconnecting handle on Redis.
+pub fn connect_lazily(url: &str) -> Result<ConnectionManager, RedisStoreError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_max_delay(Duration::from_secs(1));
+    Ok(client.get_connection_manager_lazy(config)?)
+}
+
+/// The key prefix of one cluster.
+pub fn key_prefix(cluster: &str) -> String {
+    format!("understudy:{cluster}:")
+}

@@ -1,0 +1,178 @@
+//! Owns the ZooKeeper side of the election: one session, its member znode under
+//! `<root>/<cluster>/election/`, the watches on other members, and the epoch
+//! znode `<root>/<cluster>/epoch` claimed with one multi-op.
+//!
+//! Dropping the session closes it at once (CloseSession), so a node that leaves
+//! gracefully hands over in milliseconds instead of one session timeout.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zookeeper_client::{
+    Acls, Client, CreateMode, Error as ZkError, MultiWriteError, OneshotWatcher, SessionState,
+    StateWatcher,
+};
+
+use crate::election_order::MEMBER_PREFIX;
+use crate::epoch::Epoch;
+
+/// Why a ZooKeeper operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    /// The server refused the operation or the session is gone.
+    #[error("zookeeper error: {0}")]
+    ZooKeeper(#[from] ZkError),
+    /// This member's znode no longer exists: its claim to lead is void.
+    #[error("this node is no longer an election member")]
+    NotMember,
+    /// The epoch znode holds something that is not a number.
+    #[error("epoch znode holds `{0}`, not a number")]
+    MalformedEpoch(String),
+}
+
+/// What each member znode carries, so others can name and reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    /// The node's instance id.
+    pub instance_id: String,
+    /// Base URL of the node's HTTP API.
+    pub http_url: String,
+}
+
+/// One ZooKeeper session taking part in the election.
+pub struct ElectionSession {
+    client: Client,
+    election_path: String,
+    epoch_path: String,
+}
+
+impl ElectionSession {
+    /// Connects, and creates the election directory and epoch znode if missing.
+    pub async fn connect(
+        connect: &str,
+        session_timeout: Duration,
+        root: &str,
+        cluster: &str,
+    ) -> Result<Self, ElectionError> {
+        let client = Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(session_timeout.max(Duration::from_secs(1)))
+            .connect(connect)
+            .await?;
+        let cluster_path = format!("{root}/{cluster}");
+        let session = Self {
+            election_path: format!("{cluster_path}/election"),
+            epoch_path: format!("{cluster_path}/epoch"),
+            client,
+        };
+        let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        session
+            .client
+            .mkdir(&session.election_path, &persistent)
+            .await?;
+        match session
+            .client
+            .create(&session.epoch_path, b"0", &persistent)
+            .await
+        {
+            Ok(_) | Err(ZkError::NodeExists) => Ok(session),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Watches the session's state (disconnects, expiry).
+    pub fn state_watcher(&self) -> StateWatcher {
+        self.client.state_watcher()
+    }
+
+    /// The session's current state.
+    pub fn state(&self) -> SessionState {
+        self.client.state()
+    }
+
+    /// Creates this node's ephemeral sequential member znode; returns its child name.
+    pub async fn join(&self, info: &MemberInfo) -> Result<String, ElectionError> {
+        let data = serde_json::to_vec(info).unwrap_or_default();
+        let (_, sequence) = self
+            .client
+            .create(
+                &format!("{}/{MEMBER_PREFIX}", self.election_path),
+                &data,
+                &CreateMode::EphemeralSequential.with_acls(Acls::anyone_all()),
+            )
+            .await?;
+        Ok(format!("{MEMBER_PREFIX}{sequence}"))
+    }
+
+    /// Current member (and other) child names of the election directory.
+    pub async fn children(&self) -> Result<Vec<String>, ElectionError> {
+        Ok(self.client.list_children(&self.election_path).await?)
+    }
+
+    /// What a member published about itself; `None` when it is gone or unreadable.
+    pub async fn member_info(&self, member: &str) -> Result<Option<MemberInfo>, ElectionError> {
+        match self.client.get_data(&self.member_path(member)).await {
+            Ok((data, _)) => Ok(serde_json::from_slice(&data).ok()),
+            Err(ZkError::NoNode) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Watches a member znode; `None` when it is already gone.
+    pub async fn watch_member(
+        &self,
+        member: &str,
+    ) -> Result<Option<OneshotWatcher>, ElectionError> {
+        let (stat, watcher) = self
+            .client
+            .check_and_watch_stat(&self.member_path(member))
+            .await?;
+        Ok(stat.map(|_| watcher))
+    }
+
+    /// Deletes a member znode (this node's on resignation, a hung leader's on forced takeover).
+    pub async fn delete_member(&self, member: &str) -> Result<(), ElectionError> {
+        match self.client.delete(&self.member_path(member), None).await {
+            Ok(()) | Err(ZkError::NoNode) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Claims the epoch after both the stored one and `floor`, atomically with a
+    /// check that `member` (this node) still exists: a node that lost its
+    /// membership can never claim an epoch.
+    pub async fn claim_epoch(&self, member: &str, floor: Epoch) -> Result<Epoch, ElectionError> {
+        loop {
+            let (data, stat) = self.client.get_data(&self.epoch_path).await?;
+            let text = String::from_utf8_lossy(&data).trim().to_owned();
+            let stored = text
+                .parse::<i64>()
+                .map(Epoch)
+                .map_err(|_| ElectionError::MalformedEpoch(text.clone()))?;
+            let claimed = stored.max(floor).next();
+            let mut writer = self.client.new_multi_writer();
+            writer.add_check_version(&self.member_path(member), -1)?;
+            writer.add_set_data(
+                &self.epoch_path,
+                claimed.0.to_string().as_bytes(),
+                Some(stat.version),
+            )?;
+            match writer.commit().await {
+                Ok(_) => return Ok(claimed),
+                Err(MultiWriteError::OperationFailed { index: 0, .. }) => {
+                    return Err(ElectionError::NotMember)
+                }
+                Err(MultiWriteError::OperationFailed {
+                    source: ZkError::BadVersion,
+                    ..
+                }) => continue,
+                Err(error) => return Err(ZkError::from(error).into()),
+            }
+        }
+    }
+
+    fn member_path(&self, member: &str) -> String {
+        format!("{}/{member}", self.election_path)
+    }
+}
