@@ -34,6 +34,9 @@ pub fn build_pool(postgres: &PostgresConfig) -> PgPool {
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&postgres.url, config);
     Pool::builder()
         .max_size(postgres.pool_size)
+        // A standby keeps a connection open, so its takeover transaction does
+        // not pay for a TCP connect and SCRAM authentication.
+        .min_idle(Some(1))
         .connection_timeout(Duration::from_millis(postgres.connect_timeout_ms))
         .build_unchecked(manager)
 }
