@@ -16,6 +16,7 @@
 //! - [`postgres`]: the database adapter (migrations, pool, fenced sink store).
 //! - [`redis_store`]: the Redis adapter (heartbeat, state snapshot).
 //! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
+//! - [`telemetry`]: metrics (OpenTelemetry, exported for Prometheus).
 //! - [`retry_policy`]: how every dependency call is retried.
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
@@ -34,5 +35,6 @@ pub mod node;
 pub mod postgres;
 pub mod redis_store;
 pub mod retry_policy;
+pub mod telemetry;
 pub mod web;
 pub mod zookeeper;

@@ -26,6 +26,8 @@ use crate::redis_store::heartbeat_store::HeartbeatStore;
 use crate::redis_store::snapshot_store::SnapshotStore;
 use crate::redis_store::{self, RedisStoreError};
 use crate::retry_policy::dependency_backoff;
+use crate::telemetry::node_metrics::NodeMetrics;
+use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
 use crate::web::node_api::{self, NodeState};
 use crate::zookeeper::election_client::MemberInfo;
@@ -39,6 +41,9 @@ pub enum NodeError {
     /// The Redis client could not be created (bad URL).
     #[error("could not create the redis client: {0}")]
     Redis(#[from] RedisStoreError),
+    /// The metrics pipeline could not be built.
+    #[error("{0}")]
+    Metrics(#[from] MetricsError),
     /// The port could not be bound or the server failed.
     #[error("http server error: {0}")]
     Server(#[from] std::io::Error),
@@ -51,6 +56,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     } else {
         config.node.instance_id.clone()
     };
+    let registry = MetricsRegistry::new()?;
+    let metrics = NodeMetrics::new(&registry);
     apply_migrations(&config.postgres.url).await;
 
     let listener =
@@ -72,11 +79,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         batch_max_events: config.node.batch_max_events,
         batch_linger: Duration::from_millis(config.node.batch_linger_ms),
         limits: EventLimits::from(&config.gateway),
+        metrics: metrics.clone(),
     };
     let identity = NodeIdentity {
         instance_id: instance_id.clone(),
         cluster: config.cluster.clone(),
         state_max_age_ms: config.node.state_max_age_ms,
+        metrics: metrics.clone(),
     };
     let me = MemberInfo {
         instance_id: instance_id.clone(),
@@ -84,7 +93,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     };
     let sink_store = store.clone();
     let coordinator = NodeCoordinator::start(identity, consumer_settings, |coordinator| {
-        let sink = Supervisor::start(move |_| SinkActor::new(sink_store));
+        let sink = {
+            let metrics = metrics.clone();
+            Supervisor::start(move |_| SinkActor::new(sink_store, metrics))
+        };
         let snapshots = {
             let store = SnapshotStore::new(redis.clone(), &config.cluster);
             let instance_id = instance_id.clone();
@@ -96,7 +108,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             let zookeeper = config.zookeeper.clone();
             let cluster = config.cluster.clone();
             let coordinator = coordinator.clone();
-            Supervisor::start(move |_| ElectionActor::new(zookeeper, cluster, me, coordinator))
+            let metrics = metrics.clone();
+            Supervisor::start(move |_| {
+                ElectionActor::new(zookeeper, cluster, me, coordinator, metrics)
+            })
         };
         let heartbeat = {
             let store = HeartbeatStore::new(redis, &config.cluster);
@@ -118,6 +133,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let state = web::Data::new(NodeState {
         coordinator: coordinator.clone(),
         store,
+        metrics: registry,
     });
     let server = HttpServer::new(move || {
         App::new()

@@ -282,6 +282,16 @@ async fn stepdown_hands_over_and_is_refused_by_a_standby() {
     let _serial = serial().await;
     let cluster = TestCluster::start("stepdown", 2).await;
     let http = common::http_client();
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(
+            cluster
+                .publish(&format!("before stepdown {i}"))
+                .await
+                .expect("acknowledged"),
+        );
+    }
+    cluster.verify_exactly_once(&acked).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     let standby = 1 - leader;
     let refused = http
@@ -302,6 +312,15 @@ async fn stepdown_hands_over_and_is_refused_by_a_standby() {
     assert_eq!(accepted.status(), reqwest::StatusCode::OK);
     let (successor, new_epoch) = cluster.wait_for_leader(Some(epoch)).await;
     assert_eq!(successor, standby);
+    let status = cluster.status(successor).await.expect("status");
+    assert_eq!(
+        status["reconciliationMismatches"], 0,
+        "a graceful hand-over leaves an exact snapshot"
+    );
+    assert_eq!(
+        status["state"]["processedTotal"], 5,
+        "the count carried over from the snapshot"
+    );
     let history: Value = eventually(Duration::from_secs(10), "the failover history", || async {
         let history: Value = http
             .get(cluster.node(leader).url("/api/failover/history?limit=10"))

@@ -27,6 +27,7 @@ use crate::kafka::partition_reader::{ConsumedRecord, PartitionReader};
 use crate::log_event::{EventLimits, LogEvent};
 use crate::postgres::sink_store::{DeadLetterRow, EventRow, KafkaPosition, SinkBatch, SinkError};
 use crate::retry_policy::dependency_backoff;
+use crate::telemetry::node_metrics::NodeMetrics;
 
 /// Stop reading, finish the in-flight commit, stop. Answers when stopped.
 #[derive(Message)]
@@ -48,6 +49,8 @@ pub struct ConsumerSettings {
     pub batch_linger: Duration,
     /// Rules each event must meet.
     pub limits: EventLimits,
+    /// Instruments.
+    pub metrics: NodeMetrics,
 }
 
 /// The actor.
@@ -213,12 +216,17 @@ impl ConsumeLoop {
         match outcome {
             Ok(outcome) => {
                 self.next_offsets.extend(batch.next_offsets.iter());
-                self.coordinator.do_send(BatchCommitted {
-                    epoch,
-                    outcome,
-                    partitions: partitions.to_vec(),
-                    next_offsets: self.next_offsets.clone(),
-                });
+                // Awaited: once this loop ends, the coordinator has seen every
+                // commit, so a hand-over can flush an exact state snapshot.
+                let _ = self
+                    .coordinator
+                    .send(BatchCommitted {
+                        epoch,
+                        outcome,
+                        partitions: partitions.to_vec(),
+                        next_offsets: self.next_offsets.clone(),
+                    })
+                    .await;
                 true
             }
             Err(SinkError::Fenced { fence_epoch }) => {
@@ -239,6 +247,24 @@ impl ConsumeLoop {
     fn build_batch(&self, records: Vec<ConsumedRecord>) -> SinkBatch {
         let mut batch = SinkBatch::default();
         for record in records {
+            let expected = batch
+                .next_offsets
+                .get(&record.partition)
+                .or_else(|| self.next_offsets.get(&record.partition));
+            if let Some(expected) = expected.copied().filter(|e| record.offset > *e) {
+                // Without transactions offsets are contiguous: a gap is data the
+                // broker lost or skipped, which no retry can bring back.
+                let skipped = record.offset - expected;
+                tracing::error!(
+                    partition = record.partition,
+                    expected,
+                    got = record.offset,
+                    "offset gap: records lost by the broker"
+                );
+                self.settings
+                    .metrics
+                    .lost(u64::try_from(skipped).unwrap_or(0));
+            }
             let position = KafkaPosition {
                 partition: record.partition,
                 offset: record.offset,

@@ -25,6 +25,7 @@ use crate::actors::node_coordinator::{
 use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
+use crate::telemetry::node_metrics::NodeMetrics;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession, MemberInfo};
 
 /// Give up leadership (delete our member znode) and join again at the back.
@@ -68,6 +69,7 @@ pub struct ElectionActor {
     cluster: String,
     me: MemberInfo,
     coordinator: Addr<NodeCoordinator>,
+    metrics: NodeMetrics,
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// Set by [`Leave`]: the campaign's end is then expected, not restarted.
     leaving: bool,
@@ -80,12 +82,14 @@ impl ElectionActor {
         cluster: String,
         me: MemberInfo,
         coordinator: Addr<NodeCoordinator>,
+        metrics: NodeMetrics,
     ) -> Self {
         Self {
             zookeeper,
             cluster,
             me,
             coordinator,
+            metrics,
             commands: None,
             leaving: false,
         }
@@ -109,6 +113,7 @@ impl Actor for ElectionActor {
             cluster: self.cluster.clone(),
             me: self.me.clone(),
             coordinator: self.coordinator.clone(),
+            metrics: self.metrics.clone(),
             commands: receiver,
         };
         // The campaign runs on the multi-threaded runtime so ZooKeeper pings never
@@ -187,6 +192,7 @@ struct Campaign {
     cluster: String,
     me: MemberInfo,
     coordinator: Addr<NodeCoordinator>,
+    metrics: NodeMetrics,
     commands: mpsc::UnboundedReceiver<Command>,
 }
 
@@ -466,8 +472,9 @@ impl Campaign {
                 Some(Command::ForceTakeover(stale)) => {
                     if leader_instance.as_deref() == Some(stale.as_str()) {
                         tracing::warn!(leader = %stale, member = %leader.member, "forcing a takeover from a hung leader");
-                        if let Err(error) = session.delete_member(&leader.member).await {
-                            tracing::warn!(%error, "could not delete the hung leader's member znode");
+                        match session.delete_member(&leader.member).await {
+                            Ok(()) => self.metrics.forced_takeover(),
+                            Err(error) => tracing::warn!(%error, "could not delete the hung leader's member znode"),
                         }
                         succession.reason = "forced takeover: leader heartbeat stale".to_owned();
                         succession.detected_at = Utc::now();

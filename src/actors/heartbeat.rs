@@ -161,7 +161,10 @@ impl Handler<WriteTick> for HeartbeatActor {
                 .map(move |result, actor, _ctx| {
                     actor.in_progress = false;
                     match result {
-                        Ok(true) => actor.coordinator.do_send(HeartbeatObserved { age_ms: Some(0) }),
+                        Ok(true) => actor.coordinator.do_send(HeartbeatObserved {
+                            age_ms: Some(0),
+                            epoch: Some(epoch),
+                        }),
                         Ok(false) => tracing::warn!(%epoch, "a newer epoch's heartbeat is stored; not overwriting it"),
                         Err(error) => tracing::warn!(%error, "could not write the heartbeat"),
                     }
@@ -185,9 +188,10 @@ impl Handler<CheckTick> for HeartbeatActor {
                     actor.in_progress = false;
                     match result {
                         Ok(Some(heartbeat)) => actor.judge(heartbeat),
-                        Ok(None) => actor
-                            .coordinator
-                            .do_send(HeartbeatObserved { age_ms: None }),
+                        Ok(None) => actor.coordinator.do_send(HeartbeatObserved {
+                            age_ms: None,
+                            epoch: None,
+                        }),
                         Err(error) => tracing::debug!(%error, "could not read the heartbeat"),
                     }
                 }),
@@ -200,6 +204,7 @@ impl HeartbeatActor {
         let now_ms = chrono::Utc::now().timestamp_millis();
         self.coordinator.do_send(HeartbeatObserved {
             age_ms: Some(heartbeat.age_ms(now_ms)),
+            epoch: Some(heartbeat.epoch),
         });
         let names_current_leader =
             self.zookeeper_leader.as_deref() == Some(heartbeat.instance_id.as_str());

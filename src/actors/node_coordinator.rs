@@ -25,12 +25,13 @@ use crate::actors::election::{ElectionActor, Leave, ReclaimEpochAbove, Resign};
 use crate::actors::heartbeat::{BecomeLeader, BecomeStandby, HeartbeatActor, ZooKeeperLeader};
 use crate::actors::sink::{Flush, RecordFailover, SinkActor, TakeOver};
 use crate::actors::state_snapshot::{
-    BeginEpoch, CommitRecorded, EndEpoch, LoadSnapshot, StateSnapshotActor,
+    BeginEpoch, CommitRecorded, EndEpoch, FlushSnapshot, LoadSnapshot, StateSnapshotActor,
 };
 use crate::consumer_state::{ConsumerState, CustomState};
 use crate::epoch::Epoch;
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
+use crate::telemetry::node_metrics::NodeMetrics;
 
 /// ZooKeeper made this node leader for `epoch`.
 #[derive(Message, Debug, Clone)]
@@ -78,7 +79,17 @@ pub struct ZooKeeperConnectivity {
 pub struct HeartbeatObserved {
     /// Age in ms; `None` when no heartbeat is stored.
     pub age_ms: Option<i64>,
+    /// The epoch the heartbeat carries.
+    pub epoch: Option<Epoch>,
 }
+
+/// How often the leader measures consumer lag.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Periodic tick: measure consumer lag while leading.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct MeasureLag;
 
 /// A batch of `epoch` was committed.
 #[derive(Message, Debug, Clone)]
@@ -203,6 +214,8 @@ pub struct NodeIdentity {
     pub cluster: String,
     /// Oldest snapshot trusted at takeover.
     pub state_max_age_ms: u64,
+    /// Instruments.
+    pub metrics: NodeMetrics,
 }
 
 /// The other actors, started by [`NodeCoordinator::start`].
@@ -262,7 +275,11 @@ impl NodeCoordinator {
         self.role = role;
         if let Some(epoch) = role.epoch() {
             self.last_epoch = Some(epoch);
+            self.identity.metrics.epoch(epoch.0);
         }
+        self.identity
+            .metrics
+            .leading(matches!(role, Role::Leading(_)));
         self.leadership.send_replace(role.epoch());
     }
 
@@ -276,6 +293,10 @@ impl NodeCoordinator {
 
     fn become_standby(&mut self) {
         self.stop_consumer();
+        // Only the leader reports lag; a standby's last values would double-count.
+        for partition in &self.state.partitions {
+            self.identity.metrics.lag(*partition, 0);
+        }
         self.set_role(Role::Standby);
         self.actors.heartbeat.do_send(BecomeStandby);
         self.actors.snapshots.do_send(EndEpoch);
@@ -297,6 +318,7 @@ impl NodeCoordinator {
                 let mismatches = snapshot.mismatches(&offsets);
                 if !mismatches.is_empty() {
                     self.reconciliation_mismatches += 1;
+                    self.identity.metrics.reconciliation_mismatch();
                     tracing::warn!(
                         ?mismatches,
                         "state snapshot disagrees with postgresql; postgresql wins"
@@ -336,6 +358,7 @@ impl NodeCoordinator {
             recovery_ms: (now - granted.detected_at).num_milliseconds().max(0),
         };
         tracing::info!(%epoch, recovery_ms = record.recovery_ms, reason = %record.reason, "leading");
+        self.identity.metrics.failover(&record.reason);
         self.last_failover = Some(FailoverView {
             record: record.clone(),
             first_commit_at: None,
@@ -357,6 +380,47 @@ impl NodeCoordinator {
 
 impl Actor for NodeCoordinator {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(LAG_INTERVAL, |_, ctx| ctx.notify(MeasureLag));
+    }
+}
+
+impl Handler<MeasureLag> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, _tick: MeasureLag, ctx: &mut Context<Self>) {
+        let Role::Leading(epoch) = self.role else {
+            return;
+        };
+        if self.state.partitions.is_empty() {
+            return;
+        }
+        let reader = self.consumer_settings.reader.clone();
+        let partitions = self.state.partitions.clone();
+        ctx.spawn(
+            async move { reader.high_watermarks(partitions).await }
+                .into_actor(self)
+                .map(move |watermarks, actor, _ctx| {
+                    if actor.role != Role::Leading(epoch) {
+                        return;
+                    }
+                    match watermarks {
+                        Ok(watermarks) => {
+                            for (partition, high) in watermarks {
+                                let committed =
+                                    actor.state.offsets.get(&partition).copied().unwrap_or(0);
+                                actor
+                                    .identity
+                                    .metrics
+                                    .lag(partition, (high - committed).max(0));
+                            }
+                        }
+                        Err(error) => tracing::debug!(%error, "could not read watermarks"),
+                    }
+                }),
+        );
+    }
 }
 
 impl Handler<LeadershipGranted> for NodeCoordinator {
@@ -463,6 +527,9 @@ impl Handler<ZooKeeperConnectivity> for NodeCoordinator {
     type Result = ();
     fn handle(&mut self, connectivity: ZooKeeperConnectivity, _ctx: &mut Context<Self>) {
         self.zookeeper_connected = connectivity.connected;
+        self.identity
+            .metrics
+            .zookeeper_connected(connectivity.connected);
     }
 }
 
@@ -470,6 +537,14 @@ impl Handler<HeartbeatObserved> for NodeCoordinator {
     type Result = ();
     fn handle(&mut self, observed: HeartbeatObserved, _ctx: &mut Context<Self>) {
         self.heartbeat_age_ms = observed.age_ms;
+        if let Some(age_ms) = observed.age_ms {
+            self.identity
+                .metrics
+                .heartbeat_age(Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)));
+        }
+        if let (Role::Standby, Some(epoch)) = (self.role, observed.epoch) {
+            self.identity.metrics.epoch(epoch.0);
+        }
     }
 }
 
@@ -494,6 +569,9 @@ impl Handler<BatchCommitted> for NodeCoordinator {
             let first_commit_ms = (now - view.record.detected_at).num_milliseconds().max(0);
             view.first_commit_at = Some(now);
             view.first_commit_ms = Some(first_commit_ms);
+            self.identity.metrics.recovered(Duration::from_millis(
+                u64::try_from(first_commit_ms).unwrap_or(0),
+            ));
             tracing::info!(epoch = %committed.epoch, first_commit_ms, "first commit after takeover");
         }
         self.actors.snapshots.do_send(CommitRecorded {
@@ -538,12 +616,14 @@ impl Handler<StepDown> for NodeCoordinator {
         };
         let consumer = self.consumer.take();
         let sink = self.actors.sink.clone();
+        let snapshots = self.actors.snapshots.clone();
         Box::pin(
             async move {
                 if let Some(consumer) = consumer {
                     let _ = consumer.send(Drain).await;
                 }
                 let _ = sink.send(Flush).await;
+                let _ = snapshots.send(FlushSnapshot).await;
             }
             .into_actor(self)
             .map(move |(), actor, _ctx| {
@@ -562,6 +642,7 @@ impl Handler<Shutdown> for NodeCoordinator {
     fn handle(&mut self, _message: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
         let consumer = self.consumer.take();
         let sink = self.actors.sink.clone();
+        let snapshots = self.actors.snapshots.clone();
         let election = self.actors.election.clone();
         Box::pin(
             async move {
@@ -570,6 +651,8 @@ impl Handler<Shutdown> for NodeCoordinator {
                         tokio::time::timeout(Duration::from_secs(5), consumer.send(Drain)).await;
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Flush)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), snapshots.send(FlushSnapshot))
+                    .await;
                 let _ = tokio::time::timeout(Duration::from_secs(2), election.send(Leave)).await;
             }
             .into_actor(self)

@@ -11,8 +11,11 @@ use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
+use std::time::Instant;
+
 use crate::epoch::Epoch;
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkBatch, SinkError, SinkStore};
+use crate::telemetry::node_metrics::NodeMetrics;
 
 /// Raise the fence to `epoch` and return the stored next offset per partition.
 #[derive(Message)]
@@ -45,12 +48,13 @@ pub struct Flush;
 /// The actor.
 pub struct SinkActor {
     store: SinkStore,
+    metrics: NodeMetrics,
 }
 
 impl SinkActor {
     /// A sink writing through `store`.
-    pub fn new(store: SinkStore) -> Self {
-        Self { store }
+    pub fn new(store: SinkStore, metrics: NodeMetrics) -> Self {
+        Self { store, metrics }
     }
 }
 
@@ -80,8 +84,24 @@ impl Handler<CommitBatch> for SinkActor {
 
     fn handle(&mut self, message: CommitBatch, _ctx: &mut Context<Self>) -> Self::Result {
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         AtomicResponse::new(Box::pin(
-            async move { store.commit(message.epoch, &message.batch).await }.into_actor(self),
+            async move {
+                let started = Instant::now();
+                let result = store.commit(message.epoch, &message.batch).await;
+                match &result {
+                    Ok(outcome) => metrics.committed(
+                        message.batch.events.len() + message.batch.dead_letters.len(),
+                        outcome.inserted,
+                        outcome.dead_lettered,
+                        started.elapsed(),
+                    ),
+                    Err(SinkError::Fenced { .. }) => metrics.fenced(),
+                    Err(_) => {}
+                }
+                result
+            }
+            .into_actor(self),
         ))
     }
 }

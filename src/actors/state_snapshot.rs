@@ -59,6 +59,11 @@ pub struct CommitRecorded {
     pub processed_total: u64,
 }
 
+/// Write the current state now (graceful hand-over); answers when written.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushSnapshot;
+
 /// Stop snapshotting (leadership ended).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -171,6 +176,25 @@ impl Handler<CommitRecorded> for StateSnapshotActor {
         state.processed_total = message.processed_total;
         state.in_flight.clear();
         self.dirty = true;
+    }
+}
+
+impl Handler<FlushSnapshot> for StateSnapshotActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _message: FlushSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(state) = self.current.as_mut().filter(|_| self.dirty) else {
+            return Box::pin(async {});
+        };
+        state.updated_at_ms = chrono::Utc::now().timestamp_millis();
+        let snapshot = state.clone();
+        self.dirty = false;
+        let store = self.store.clone();
+        Box::pin(async move {
+            if let Err(error) = store.write(&snapshot).await {
+                tracing::warn!(%error, "could not write the final state snapshot");
+            }
+        })
     }
 }
 

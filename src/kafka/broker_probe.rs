@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::KafkaConfig;
 use crate::kafka::topic::ensure_topic;
+use crate::telemetry::gateway_metrics::GatewayMetrics;
 
 /// The last thing the probe learnt about the broker.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +35,7 @@ pub struct BrokerProbe {
 
 impl BrokerProbe {
     /// Starts probing `kafka` every `interval` on the current runtime.
-    pub fn spawn(kafka: KafkaConfig, interval: Duration) -> Self {
+    pub fn spawn(kafka: KafkaConfig, interval: Duration, metrics: GatewayMetrics) -> Self {
         let probe = Self {
             latest: Arc::new(RwLock::new(BrokerHealth {
                 ready: false,
@@ -49,11 +50,12 @@ impl BrokerProbe {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                writer.record(
+                let ready = writer.record(
                     ensure_topic(&kafka)
                         .await
                         .map(|metadata| metadata.partitions),
                 );
+                metrics.broker_ready(ready);
             }
         });
         probe
@@ -67,7 +69,8 @@ impl BrokerProbe {
         }
     }
 
-    fn record(&self, outcome: Result<Vec<i32>, crate::kafka::topic::TopicError>) {
+    /// Stores the outcome of one probe; returns whether the broker is ready.
+    fn record(&self, outcome: Result<Vec<i32>, crate::kafka::topic::TopicError>) -> bool {
         let health = match outcome {
             Ok(partitions) => BrokerHealth {
                 ready: !partitions.is_empty(),
@@ -89,6 +92,8 @@ impl BrokerProbe {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let ready = health.ready;
         *guard = health;
+        ready
     }
 }

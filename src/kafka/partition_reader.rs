@@ -87,6 +87,27 @@ impl PartitionReader {
         self.consumer.assign(&assignment)
     }
 
+    /// The high watermark (next offset to be written) of each of `partitions`.
+    pub async fn high_watermarks(
+        &self,
+        partitions: Vec<i32>,
+    ) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.kafka.topic.clone();
+        let timeout = Duration::from_millis(self.kafka.request_timeout_ms);
+        tokio::task::spawn_blocking(move || {
+            partitions
+                .into_iter()
+                .map(|partition| {
+                    let (_, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+                    Ok((partition, high))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)?
+    }
+
     /// Drops every assignment (on losing leadership).
     pub fn unassign(&self) -> Result<(), KafkaError> {
         self.consumer.unassign()

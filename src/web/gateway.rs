@@ -8,12 +8,17 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service;
+use futures::FutureExt;
+
 use actix_web::{web, App, HttpServer};
 
 use crate::config::{Config, KafkaConfig};
 use crate::kafka::broker_probe::BrokerProbe;
-use crate::kafka::producer::EventProducer;
-use crate::log_event::EventLimits;
+use crate::kafka::producer::{EventProducer, PublishError, RecordPosition};
+use crate::log_event::{EventLimits, LogEvent};
+use crate::telemetry::gateway_metrics::GatewayMetrics;
+use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
 use crate::web::{health, log_ingest, system_status};
 
@@ -26,6 +31,9 @@ pub enum GatewayError {
     /// The HTTP client for node status could not be built.
     #[error("could not create the http client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    /// The metrics pipeline could not be built.
+    #[error("{0}")]
+    Metrics(#[from] MetricsError),
     /// The port could not be bound or the server failed.
     #[error("http server error: {0}")]
     Server(#[from] std::io::Error),
@@ -53,6 +61,20 @@ pub struct GatewayState {
     pub http: reqwest::Client,
     /// When the gateway started.
     pub started_at: Instant,
+    /// Instruments.
+    pub metrics: GatewayMetrics,
+    /// What `/metrics` serves.
+    pub registry: MetricsRegistry,
+}
+
+impl GatewayState {
+    /// Publishes one event, timing the broker's acknowledgement.
+    pub async fn publish(&self, event: &LogEvent) -> Result<RecordPosition, PublishError> {
+        let started = Instant::now();
+        let result = self.producer.publish(event).await;
+        self.metrics.produced(started.elapsed(), result.is_ok());
+        result
+    }
 }
 
 /// Mounts the gateway's routes; shared by the server and in-process tests.
@@ -66,15 +88,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }));
 }
 
 /// Runs the gateway until SIGTERM or Ctrl+C.
 pub async fn run(config: Config) -> Result<(), GatewayError> {
+    let registry = MetricsRegistry::new()?;
+    let metrics = GatewayMetrics::new(&registry);
     let producer = EventProducer::new(&config.kafka)?;
     let broker = BrokerProbe::spawn(
         config.kafka.clone(),
         Duration::from_millis(config.gateway.broker_probe_interval_ms),
+        metrics.clone(),
     );
     let state = web::Data::new(GatewayState {
         producer: producer.clone(),
@@ -87,11 +113,32 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         node_status_timeout: Duration::from_millis(config.gateway.node_status_timeout_ms),
         http: reqwest::Client::builder().build()?,
         started_at: Instant::now(),
+        metrics: metrics.clone(),
+        registry,
     });
     let drain = Duration::from_millis(config.kafka.message_timeout_ms) + Duration::from_secs(1);
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .shutdown_timeout(drain.as_secs())
-        .bind((config.gateway.bind_host.as_str(), config.gateway.http_port))?;
+    let server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(move |request, service| {
+                let metrics = metrics.clone();
+                service.call(request).map(move |response| {
+                    if let Ok(response) = &response {
+                        // The matched pattern, never the raw path: bounded label values.
+                        let route = response.request().match_pattern();
+                        metrics.request(
+                            route.as_deref().unwrap_or("unmatched"),
+                            response.status().as_u16(),
+                        );
+                    }
+                    response
+                })
+            })
+            .configure(routes)
+    })
+    .shutdown_timeout(drain.as_secs())
+    .bind((config.gateway.bind_host.as_str(), config.gateway.http_port))?;
     for addr in server.addrs() {
         announce(addr);
     }

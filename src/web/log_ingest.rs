@@ -65,7 +65,7 @@ pub async fn publish_one(
     let event_request: LogEventRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::from_json(&error))?;
     let event = event_request.validate(&state.limits, Utc::now())?;
-    let position = state.producer.publish(&event).await?;
+    let position = state.publish(&event).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message_id: event.message_id,
         partition: position.partition,
@@ -103,7 +103,7 @@ pub async fn publish_batch(
         let state = state.clone();
         async move {
             let event = item?.validate(&state.limits, received_at)?;
-            let position = state.producer.publish(&event).await?;
+            let position = state.publish(&event).await?;
             Ok::<_, ApiError>(Accepted {
                 message_id: event.message_id,
                 partition: position.partition,

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDown};
 use crate::postgres::sink_store::SinkStore;
+use crate::telemetry::registry::MetricsRegistry;
 use crate::web::api_error::ApiError;
 
 /// What every node handler shares.
@@ -17,6 +18,8 @@ pub struct NodeState {
     pub coordinator: Addr<NodeCoordinator>,
     /// Reader of the failover history.
     pub store: SinkStore,
+    /// What `/metrics` serves.
+    pub metrics: MetricsRegistry,
 }
 
 /// Mounts the node's routes.
@@ -27,6 +30,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/failover/stepdown", web::post().to(step_down))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
         .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }));
 }
 
@@ -73,6 +77,12 @@ async fn step_down(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError
         .map_err(|error| ApiError::Internal(error.to_string()))?
         .map_err(|_| ApiError::NotLeader)?;
     Ok(HttpResponse::Ok().json(json!({ "steppedDown": true, "epoch": epoch })))
+}
+
+async fn metrics(state: web::Data<NodeState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.encode())
 }
 
 async fn healthz() -> HttpResponse {
