@@ -63,6 +63,17 @@ pub struct Config {
     pub redis: RedisConfig,
     /// PostgreSQL, where events are stored.
     pub postgres: PostgresConfig,
+    /// Traces.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where traces go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP base URL of a collector or Jaeger (e.g. `http://127.0.0.1:4318`);
+    /// empty turns tracing export off.
+    pub otlp_endpoint: String,
 }
 
 /// The gateway's HTTP surface and input limits.
@@ -197,6 +208,7 @@ impl Default for Config {
             zookeeper: ZookeeperConfig::default(),
             redis: RedisConfig::default(),
             postgres: PostgresConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -393,6 +405,16 @@ impl Config {
             return Err(invalid(
                 "zookeeper.root",
                 "must start with '/' and not end with '/'",
+            ));
+        }
+        let endpoint = &self.telemetry.otlp_endpoint;
+        if !endpoint.is_empty()
+            && !endpoint.starts_with("http://")
+            && !endpoint.starts_with("https://")
+        {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http(s) URL, or empty to turn tracing off",
             ));
         }
         if self.postgres.pool_size == 0 {

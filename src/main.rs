@@ -3,26 +3,26 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use understudy::cli::{Cli, Command, MigrateDirection};
 use understudy::config::{Config, Role};
 use understudy::postgres::migrations::{self, MigrationStep};
+use understudy::telemetry::tracing_setup;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let role = match cli.command {
         Command::Gateway => Role::Gateway,
         Command::Node => Role::Node,
         Command::Migrate { .. } | Command::Config => Role::Tool,
     };
     let config = Config::load(cli.config.as_deref(), role)?;
+    let service = match role {
+        Role::Gateway => "understudy-gateway",
+        Role::Node => "understudy-node",
+        Role::Tool => "understudy",
+    };
+    let _tracing = tracing_setup::init(service, &config.telemetry)?;
     match cli.command {
         Command::Gateway => actix_web::rt::System::new()
             .block_on(understudy::web::gateway::run(config))

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use backon::Retryable;
+use opentelemetry::trace::TraceContextExt;
 use tokio::sync::watch;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::actors::node_coordinator::{BatchCommitted, ConsumerFenced, NodeCoordinator};
@@ -28,6 +31,7 @@ use crate::log_event::{EventLimits, LogEvent};
 use crate::postgres::sink_store::{DeadLetterRow, EventRow, KafkaPosition, SinkBatch, SinkError};
 use crate::retry_policy::dependency_backoff;
 use crate::telemetry::node_metrics::NodeMetrics;
+use crate::telemetry::tracing_setup::parent_from_headers;
 
 /// Stop reading, finish the in-flight commit, stop. Answers when stopped.
 #[derive(Message)]
@@ -191,7 +195,14 @@ impl ConsumeLoop {
 
     /// Commits one batch, retrying transient failures; false when this consumer must end.
     async fn commit(&mut self, partitions: &[i32], records: Vec<ConsumedRecord>) -> bool {
-        let batch = self.build_batch(records);
+        let (batch, event_spans) = self.build_batch(records);
+        // One trace per event (gateway request -> produce -> consume, which ends
+        // at its commit); the batch's commit span links to every one of them.
+        let commit_span =
+            tracing::info_span!("sink.commit", epoch = %self.epoch, events = batch.events.len());
+        for span in &event_spans {
+            commit_span.add_link(span.context().span().span_context().clone());
+        }
         let message_ids: Vec<Uuid> = batch.events.iter().map(|row| row.message_id).collect();
         self.snapshots.do_send(BatchInFlight {
             epoch: self.epoch,
@@ -212,7 +223,9 @@ impl ConsumeLoop {
         .retry(dependency_backoff())
         .when(|error| !matches!(error, SinkError::Fenced { .. }) && !*stop.borrow())
         .notify(|error, delay| tracing::warn!(%error, ?delay, "commit failed; retrying"))
+        .instrument(commit_span)
         .await;
+        drop(event_spans);
         match outcome {
             Ok(outcome) => {
                 self.next_offsets.extend(batch.next_offsets.iter());
@@ -244,9 +257,21 @@ impl ConsumeLoop {
         }
     }
 
-    fn build_batch(&self, records: Vec<ConsumedRecord>) -> SinkBatch {
+    fn build_batch(&self, records: Vec<ConsumedRecord>) -> (SinkBatch, Vec<tracing::Span>) {
         let mut batch = SinkBatch::default();
+        let mut spans = Vec::with_capacity(records.len());
         for record in records {
+            let span = tracing::info_span!(
+                "node.consume",
+                partition = record.partition,
+                offset = record.offset,
+                epoch = %self.epoch,
+                message_id = tracing::field::Empty,
+            );
+            if !record.headers.is_empty() {
+                let _ = span.set_parent(parent_from_headers(&record.headers));
+            }
+            spans.push(span);
             let expected = batch
                 .next_offsets
                 .get(&record.partition)
@@ -272,13 +297,18 @@ impl ConsumeLoop {
             let next = batch.next_offsets.entry(record.partition).or_insert(0);
             *next = (*next).max(record.offset + 1);
             match LogEvent::decode(record.payload.as_deref(), &self.settings.limits) {
-                Ok(event) => batch.events.push(EventRow::new(
-                    event,
-                    &self.settings.topic,
-                    position,
-                    self.epoch,
-                    &self.settings.instance_id,
-                )),
+                Ok(event) => {
+                    if let Some(span) = spans.last() {
+                        span.record("message_id", tracing::field::display(event.message_id));
+                    }
+                    batch.events.push(EventRow::new(
+                        event,
+                        &self.settings.topic,
+                        position,
+                        self.epoch,
+                        &self.settings.instance_id,
+                    ));
+                }
                 Err(reason) => {
                     tracing::warn!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
                     batch.dead_letters.push(DeadLetterRow {
@@ -294,6 +324,6 @@ impl ConsumeLoop {
                 }
             }
         }
-        batch
+        (batch, spans)
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
@@ -26,6 +27,8 @@ pub struct ConsumedRecord {
     pub key: Option<Vec<u8>>,
     /// Raw value.
     pub payload: Option<Vec<u8>>,
+    /// Text headers (the W3C trace context among them).
+    pub headers: std::collections::HashMap<String, String>,
 }
 
 /// The leader's reader of the events topic; cheap to clone.
@@ -144,5 +147,17 @@ fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|header| {
+                        let value = std::str::from_utf8(header.value?).ok()?;
+                        Some((header.key.to_owned(), value.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }

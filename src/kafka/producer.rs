@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use crate::config::KafkaConfig;
 use crate::kafka::client_config;
 use crate::log_event::LogEvent;
+use crate::telemetry::tracing_setup::current_trace_headers;
 
 /// Least time between two producer renewals, so an outage does not churn clients.
 pub const RENEWAL_INTERVAL: Duration = Duration::from_secs(1);
@@ -94,12 +96,24 @@ impl EventProducer {
         })
     }
 
-    /// Publishes one event and waits for the broker's acknowledgement.
+    /// Publishes one event and waits for the broker's acknowledgement. The
+    /// current span's trace context travels in the record's headers.
+    #[tracing::instrument(name = "kafka.produce", skip_all, fields(message_id = %event.message_id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<RecordPosition, PublishError> {
         let payload = serde_json::to_vec(event)?;
+        let trace_headers = current_trace_headers();
+        let headers = trace_headers
+            .iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                })
+            });
         let record = FutureRecord::to(&self.shared.topic)
             .key(event.source.as_bytes())
-            .payload(&payload);
+            .payload(&payload)
+            .headers(headers);
         let active = self.shared.current.load_full();
         match active
             .producer

@@ -55,6 +55,7 @@ pub struct BatchResponse {
 }
 
 /// `POST /api/logs`: validates one event, publishes it, answers 202 with its position.
+#[tracing::instrument(name = "gateway.publish", skip_all)]
 pub async fn publish_one(
     state: web::Data<GatewayState>,
     request: HttpRequest,
@@ -77,6 +78,7 @@ pub async fn publish_one(
 ///
 /// Answers 202 when all were accepted, 207 when some were, and otherwise the
 /// status shared by the failures (503 if any failed at the broker).
+#[tracing::instrument(name = "gateway.publish_batch", skip_all)]
 pub async fn publish_batch(
     state: web::Data<GatewayState>,
     request: HttpRequest,

@@ -49,6 +49,30 @@ impl TestCluster {
             &["gateway"],
             &gateway_env(&topic, KAFKA),
         );
+        Self::with_gateway(name, topic, gateway, node_count, extra_env).await
+    }
+
+    /// Like [`TestCluster::start_with`], with `extra_env` given to the gateway too.
+    pub async fn start_traced(
+        prefix: &str,
+        node_count: usize,
+        extra_env: HashMap<String, String>,
+    ) -> Self {
+        let name = unique(prefix).replace('-', "_");
+        let topic = unique(prefix);
+        let mut env = gateway_env(&topic, KAFKA);
+        env.extend(extra_env.clone());
+        let gateway = UnderstudyProcess::start(&format!("{prefix}-gateway"), &["gateway"], &env);
+        Self::with_gateway(name, topic, gateway, node_count, extra_env).await
+    }
+
+    async fn with_gateway(
+        name: String,
+        topic: String,
+        gateway: UnderstudyProcess,
+        node_count: usize,
+        extra_env: HashMap<String, String>,
+    ) -> Self {
         let http = http_client();
         super::wait_ready(&http, &gateway).await;
         let mut cluster = Self {
