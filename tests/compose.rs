@@ -91,6 +91,13 @@ fn the_understudy_services_build_from_the_dockerfile_and_wait_for_healthy_depend
             Some("docker/Dockerfile"),
             "{name}"
         );
+        if name != "migrate" {
+            assert_eq!(
+                service["environment"]["UNDERSTUDY_TELEMETRY__OTLP_ENDPOINT"].as_str(),
+                Some("http://jaeger:4318"),
+                "{name} exports traces to jaeger"
+            );
+        }
         let depends = service["depends_on"].as_mapping().expect("depends_on");
         for (_, condition) in depends {
             assert_eq!(
@@ -99,5 +106,56 @@ fn the_understudy_services_build_from_the_dockerfile_and_wait_for_healthy_depend
                 "{name}"
             );
         }
+    }
+}
+
+#[test]
+fn grafana_and_prometheus_get_the_dashboard_and_the_alerts() {
+    let compose = compose();
+    let mounts = |name: &str| -> Vec<String> {
+        compose["services"][name]["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let docker = concat!(env!("CARGO_MANIFEST_DIR"), "/docker");
+    for (service, source) in [
+        ("grafana", "./grafana/provisioning"),
+        ("grafana", "./grafana/dashboards"),
+        ("prometheus", "./prometheus.yml"),
+        ("prometheus", "./alerts.yml"),
+    ] {
+        assert!(
+            mounts(service)
+                .iter()
+                .any(|m| m.starts_with(&format!("{source}:"))),
+            "{service} does not mount {source}"
+        );
+        let path = format!("{docker}/{}", source.trim_start_matches("./"));
+        assert!(std::path::Path::new(&path).exists(), "{path} is missing");
+    }
+    let dashboard = std::fs::read_to_string(format!("{docker}/grafana/dashboards/understudy.json"))
+        .expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .filter_map(|panel| panel["title"].as_str())
+        .collect();
+    for seed_panel in [
+        "Leadership timeline",
+        "Message processing rate",
+        "Consumer lag",
+        "Heartbeat health",
+        "Recovery time distribution",
+    ] {
+        assert!(
+            titles.iter().any(|title| title.starts_with(seed_panel)),
+            "the seed's panel `{seed_panel}` is missing: {titles:?}"
+        );
     }
 }

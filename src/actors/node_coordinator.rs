@@ -19,6 +19,7 @@ use backon::Retryable;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::actors::consumer::{ConsumerActor, ConsumerSettings, Drain};
 use crate::actors::election::{ElectionActor, Leave, ReclaimEpochAbove, Resign};
@@ -468,7 +469,13 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
             .notify(|error, delay| tracing::warn!(%error, ?delay, "takeover transaction failed; retrying"))
             .await;
             (offsets, snapshot)
-        };
+        }
+        .instrument(tracing::info_span!(
+            "leadership.takeover",
+            epoch = %granted.epoch,
+            reason = %granted.reason,
+            previous_leader = ?granted.previous_leader,
+        ));
         ctx.spawn(takeover.into_actor(self).map(move |(offsets, snapshot), actor, ctx| {
             if actor.role != Role::TakingOver(epoch) {
                 tracing::debug!(%epoch, "takeover finished after leadership moved on");
