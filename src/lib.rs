@@ -20,12 +20,14 @@
 //! - [`retry_policy`]: how every dependency call is retried.
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
+//! - [`drill`]: load generation, verification and failover drills.
 //! - [`web`]: the HTTP surfaces of the gateway and the node.
 
 pub mod actors;
 pub mod cli;
 pub mod config;
 pub mod consumer_state;
+pub mod drill;
 pub mod election_order;
 pub mod epoch;
 pub mod heartbeat_record;

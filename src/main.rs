@@ -6,6 +6,9 @@ use clap::Parser;
 
 use understudy::cli::{Cli, Command, MigrateDirection};
 use understudy::config::{Config, Role};
+use understudy::drill::load::{self, LoadPlan};
+use understudy::drill::runner::{self, DrillPlan};
+use understudy::drill::{self, verify};
 use understudy::postgres::migrations::{self, MigrationStep};
 use understudy::telemetry::tracing_setup;
 
@@ -14,7 +17,11 @@ fn main() -> anyhow::Result<()> {
     let role = match cli.command {
         Command::Gateway => Role::Gateway,
         Command::Node => Role::Node,
-        Command::Migrate { .. } | Command::Config => Role::Tool,
+        Command::Migrate { .. }
+        | Command::Config
+        | Command::Loadgen { .. }
+        | Command::Verify { .. }
+        | Command::Drill { .. } => Role::Tool,
     };
     let config = Config::load(cli.config.as_deref(), role)?;
     let service = match role {
@@ -52,7 +59,91 @@ fn main() -> anyhow::Result<()> {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
         }
+        Command::Loadgen {
+            gateway,
+            rate,
+            duration,
+            count,
+            batch_size,
+            out,
+        } => {
+            if duration.is_none() && count.is_none() {
+                anyhow::bail!("give --duration or --count");
+            }
+            let outcome = runtime()?.block_on(load::run_for(
+                LoadPlan {
+                    gateway,
+                    rate,
+                    batch_size,
+                },
+                duration,
+                count,
+            ));
+            verify::write_ids(&out, &outcome.acked)?;
+            println!(
+                "acknowledged {} events ({} requests refused); ids in {}",
+                outcome.acked.len(),
+                outcome.refused,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Verify { acked, topic } => {
+            let ids = verify::read_ids(&acked)?;
+            let topic = topic.unwrap_or(config.kafka.topic);
+            let verdict = runtime()?.block_on(async {
+                let client = drill::connect_postgres(&config.postgres.url).await?;
+                verify::verify(&client, &topic, &ids).await
+            })?;
+            println!("{}", serde_json::to_string_pretty(&verdict)?);
+            if !verdict.is_exactly_once() {
+                anyhow::bail!("{} lost, {} duplicated", verdict.lost, verdict.duplicated);
+            }
+            Ok(())
+        }
+        Command::Drill {
+            scenario,
+            cycles,
+            nodes,
+            rate,
+            settle,
+            seed,
+            out,
+        } => {
+            let seed = seed.unwrap_or_else(|| {
+                u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or_default()
+            });
+            println!(
+                "drill {scenario:?}: {cycles} cycles, {nodes} nodes, {rate} events/s, seed {seed}"
+            );
+            let report = runtime()?.block_on(runner::run(DrillPlan {
+                scenario,
+                cycles,
+                nodes,
+                rate,
+                settle,
+                seed,
+                out: out.clone(),
+                postgres_url: config.postgres.url,
+            }))?;
+            print!("{}", report.table());
+            println!(
+                "report: {}/report.json, picture: {}/timeline.svg",
+                out.display(),
+                out.display()
+            );
+            if !report.passed() {
+                anyhow::bail!("the drill found lost, duplicated or stale-epoch events");
+            }
+            Ok(())
+        }
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 async fn migrate(url: &str, direction: MigrateDirection) -> anyhow::Result<()> {

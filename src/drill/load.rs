@@ -1,0 +1,164 @@
+//! Owns the load generator: events sent through the gateway at a fixed rate (one
+//! event per request, or batches), every acknowledged `message_id` recorded with
+//! the time it was acknowledged. Requests run concurrently (bounded), so a slow
+//! answer does not lower the offered rate.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use uuid::Uuid;
+
+/// Most requests in flight at once.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Gateway base URL.
+    pub gateway: String,
+    /// Events per second.
+    pub rate: u32,
+    /// Events per request (1: `POST /api/logs`, more: `POST /api/logs/batch`).
+    pub batch_size: usize,
+}
+
+/// What the load produced.
+#[derive(Debug, Default, Clone)]
+pub struct LoadOutcome {
+    /// Every acknowledged id.
+    pub acked: Vec<Uuid>,
+    /// Requests refused or failed (never acknowledged, so never counted as lost).
+    pub refused: u64,
+}
+
+/// A running load; stop it with [`RunningLoad::finish`].
+pub struct RunningLoad {
+    stop: watch::Sender<bool>,
+    outcome: Arc<Mutex<LoadOutcome>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningLoad {
+    /// Starts sending.
+    pub fn start(plan: LoadPlan) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let outcome = Arc::new(Mutex::new(LoadOutcome::default()));
+        let task = tokio::spawn(run(plan, stopped, Arc::clone(&outcome)));
+        Self {
+            stop,
+            outcome,
+            task,
+        }
+    }
+
+    /// Acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        lock(&self.outcome).acked.len()
+    }
+
+    /// Stops sending, waits for requests in flight, returns what was acknowledged.
+    pub async fn finish(self) -> LoadOutcome {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+        lock(&self.outcome).clone()
+    }
+}
+
+/// Sends `count` events (or for `duration`) and returns the outcome.
+pub async fn run_for(
+    plan: LoadPlan,
+    duration: Option<Duration>,
+    count: Option<u64>,
+) -> LoadOutcome {
+    let load = RunningLoad::start(plan.clone());
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done_by_time = duration.is_some_and(|d| started.elapsed() >= d);
+        let done_by_count = count.is_some_and(|c| load.acked_count() as u64 >= c);
+        if done_by_time || done_by_count {
+            break;
+        }
+    }
+    load.finish().await
+}
+
+fn lock(outcome: &Mutex<LoadOutcome>) -> std::sync::MutexGuard<'_, LoadOutcome> {
+    outcome
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<LoadOutcome>>) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default();
+    let batch_size = plan.batch_size.max(1);
+    let requests_per_second = (f64::from(plan.rate.max(1)) / batch_size as f64).max(0.1);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / requests_per_second));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut sequence = 0_u64;
+    while !*stopped.borrow() {
+        ticker.tick().await;
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let events: Vec<Value> = (0..batch_size)
+            .map(|_| {
+                sequence += 1;
+                json!({"level": "INFO", "message": format!("drill event {sequence}"), "source": format!("drill-{}", sequence % 8)})
+            })
+            .collect();
+        let http = http.clone();
+        let gateway = plan.gateway.clone();
+        let outcome = Arc::clone(&outcome);
+        tokio::spawn(async move {
+            let acked = send(&http, &gateway, events).await;
+            let mut outcome = lock(&outcome);
+            match acked {
+                Some(ids) => outcome.acked.extend(ids),
+                None => outcome.refused += 1,
+            }
+            drop(permit);
+        });
+    }
+    // Wait for every request in flight to be answered.
+    let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+}
+
+async fn send(http: &reqwest::Client, gateway: &str, mut events: Vec<Value>) -> Option<Vec<Uuid>> {
+    if events.len() == 1 {
+        let event = events.pop()?;
+        let response = http
+            .post(format!("{gateway}/api/logs"))
+            .json(&event)
+            .send()
+            .await
+            .ok()?;
+        if response.status() != reqwest::StatusCode::ACCEPTED {
+            return None;
+        }
+        let body: Value = response.json().await.ok()?;
+        return Some(vec![body["message_id"].as_str()?.parse().ok()?]);
+    }
+    let response = http
+        .post(format!("{gateway}/api/logs/batch"))
+        .json(&events)
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    Some(
+        body["results"]
+            .as_array()?
+            .iter()
+            .filter(|result| result["status"] == 202)
+            .filter_map(|result| result["message_id"].as_str()?.parse().ok())
+            .collect(),
+    )
+}

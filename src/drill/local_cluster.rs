@@ -1,0 +1,253 @@
+//! Owns a drill's cluster: a gateway and several nodes started as child
+//! processes of this binary, with a cluster name and topic of their own, on free
+//! ports, logging to files. Every child is killed when the cluster is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::drill::DrillError;
+
+/// One child process and where it listens.
+pub struct ClusterProcess {
+    child: Child,
+    /// Base URL it announced.
+    pub base_url: String,
+}
+
+impl ClusterProcess {
+    /// Starts `understudy <args>` with `env`, waiting for its "listening on" line.
+    fn start(args: &[&str], env: &[(String, String)], log: &Path) -> Result<Self, DrillError> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| DrillError::Timeout("child has no stdout".into()))?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, url)) = line.split_once(" listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(base_url) => Ok(Self { child, base_url }),
+            Err(_) => {
+                let _ = child.kill();
+                Err(DrillError::Timeout(format!(
+                    "{args:?} did not start; see {}",
+                    log.display()
+                )))
+            }
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The drill's cluster.
+pub struct LocalCluster {
+    /// Cluster name.
+    pub name: String,
+    /// Topic.
+    pub topic: String,
+    /// The gateway.
+    pub gateway: ClusterProcess,
+    /// Node slots (`None` while a node is down).
+    pub nodes: Vec<Option<ClusterProcess>>,
+    logs: PathBuf,
+    http: reqwest::Client,
+    restarts: usize,
+}
+
+impl LocalCluster {
+    /// Starts a gateway and `node_count` nodes; logs go to `logs`.
+    pub async fn start(node_count: usize, logs: &Path) -> Result<Self, DrillError> {
+        std::fs::create_dir_all(logs)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let name = format!("drill_{id}");
+        let topic = format!("drill-{id}");
+        let env = [
+            ("UNDERSTUDY_CLUSTER".to_owned(), name.clone()),
+            ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), topic.clone()),
+            (
+                "UNDERSTUDY_GATEWAY__BIND_HOST".to_owned(),
+                "127.0.0.1".to_owned(),
+            ),
+            ("UNDERSTUDY_GATEWAY__HTTP_PORT".to_owned(), "0".to_owned()),
+            ("UNDERSTUDY_GATEWAY__NODE_URLS".to_owned(), "[]".to_owned()),
+        ];
+        let gateway = ClusterProcess::start(&["gateway"], &env, &logs.join("gateway.log"))?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let mut cluster = Self {
+            name,
+            topic,
+            gateway,
+            nodes: Vec::new(),
+            logs: logs.to_owned(),
+            http,
+            restarts: 0,
+        };
+        cluster.wait_gateway_ready().await?;
+        for slot in 0..node_count {
+            cluster.nodes.push(None);
+            cluster.start_node(slot)?;
+        }
+        Ok(cluster)
+    }
+
+    fn node_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("UNDERSTUDY_CLUSTER".to_owned(), self.name.clone()),
+            ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), self.topic.clone()),
+            (
+                "UNDERSTUDY_NODE__BIND_HOST".to_owned(),
+                "127.0.0.1".to_owned(),
+            ),
+            ("UNDERSTUDY_NODE__HTTP_PORT".to_owned(), "0".to_owned()),
+            ("UNDERSTUDY_POSTGRES__POOL_SIZE".to_owned(), "4".to_owned()),
+        ]
+    }
+
+    /// Starts (or restarts) the node in `slot`.
+    pub fn start_node(&mut self, slot: usize) -> Result<(), DrillError> {
+        self.restarts += 1;
+        let log = self.logs.join(format!("node-{slot}-{}.log", self.restarts));
+        self.nodes[slot] = Some(ClusterProcess::start(&["node"], &self.node_env(), &log)?);
+        Ok(())
+    }
+
+    async fn wait_gateway_ready(&self) -> Result<(), DrillError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = self
+                .http
+                .get(format!("{}/readyz", self.gateway.base_url))
+                .send()
+                .await
+            {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(DrillError::Timeout("gateway readiness".into()))
+    }
+
+    /// `GET /api/failover/status` of the node in `slot`, if it answers.
+    pub async fn status(&self, slot: usize) -> Option<Value> {
+        let node = self.nodes.get(slot)?.as_ref()?;
+        let response = self
+            .http
+            .get(format!("{}/api/failover/status", node.base_url))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// The single node that reports leading with an epoch above `above`: (slot, epoch).
+    pub async fn wait_for_leader(
+        &self,
+        above: i64,
+        timeout: Duration,
+    ) -> Result<(usize, i64), DrillError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let mut leaders = Vec::new();
+            for slot in 0..self.nodes.len() {
+                if let Some(status) = self.status(slot).await {
+                    if status["isLeader"] == true {
+                        leaders.push((slot, status["epoch"].as_i64().unwrap_or(0)));
+                    }
+                }
+            }
+            if let [(slot, epoch)] = leaders.as_slice() {
+                if *epoch > above {
+                    return Ok((*slot, *epoch));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(DrillError::Timeout(format!("a leader above epoch {above}")))
+    }
+
+    /// Waits until the node in `slot` answers as a standby.
+    pub async fn wait_for_standby(&self, slot: usize, timeout: Duration) -> Result<(), DrillError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.status(slot).await {
+                if status["role"] == "STANDBY" && status["zookeeperConnected"] == true {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(DrillError::Timeout(format!("node {slot} to stand by")))
+    }
+
+    /// Sends `signal` to the node in `slot`.
+    pub fn signal(&self, slot: usize, signal: Signal) -> Result<(), DrillError> {
+        let node = self.nodes[slot]
+            .as_ref()
+            .ok_or_else(|| DrillError::Timeout(format!("node {slot} is not running")))?;
+        Ok(kill(node.pid(), signal)?)
+    }
+
+    /// Takes the node out of its slot.
+    pub fn take_node(&mut self, slot: usize) -> Option<ClusterProcess> {
+        self.nodes[slot].take()
+    }
+
+    /// `POST /api/failover/stepdown` on the node in `slot`.
+    pub async fn step_down(&self, slot: usize) -> Result<(), DrillError> {
+        let node = self.nodes[slot]
+            .as_ref()
+            .ok_or_else(|| DrillError::Timeout(format!("node {slot} is not running")))?;
+        self.http
+            .post(format!("{}/api/failover/stepdown", node.base_url))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! Owns the failover drills and the tools they are made of: a load generator
+//! that records every acknowledged event, a verifier that compares those with
+//! PostgreSQL, a local cluster of real processes, fault injection, and the
+//! report (table, JSON, SVG timeline).
+//!
+//! - [`load`]: steady load through the gateway, acknowledged ids recorded.
+//! - [`verify`]: lost, duplicated and unexpected events; the seed's query.
+//! - [`local_cluster`]: a gateway and nodes started as child processes.
+//! - [`scenario`]: the faults and one drill cycle.
+//! - [`report`]: percentiles, the printed table, JSON.
+//! - [`timeline`]: committed events per second with faults and leadership changes, as SVG.
+//! - [`runner`]: a whole drill, from cluster start to report.
+
+pub mod load;
+pub mod local_cluster;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod timeline;
+pub mod verify;
+
+/// Why a drill tool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// An HTTP call to the gateway or a node failed.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// PostgreSQL could not be queried.
+    #[error("postgresql: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A file could not be read or written, or a process not started.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A process did not reach the expected state in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A signal could not be sent.
+    #[error("signal: {0}")]
+    Signal(#[from] nix::errno::Errno),
+    /// A file held something that is not a message id.
+    #[error("malformed input: {0}")]
+    Malformed(String),
+}
+
+/// Connects to PostgreSQL for the drill tools' queries.
+pub async fn connect_postgres(url: &str) -> Result<tokio_postgres::Client, DrillError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "postgresql connection ended");
+        }
+    });
+    Ok(client)
+}

@@ -1,0 +1,189 @@
+//! Owns the drill report: percentiles per scenario, the printed table and the
+//! JSON document.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::drill::scenario::{CycleResult, Scenario};
+use crate::drill::verify::Verdict;
+
+/// p50, p95, p99 and max of a set of durations.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: i64,
+    /// 95th percentile.
+    pub p95: i64,
+    /// 99th percentile.
+    pub p99: i64,
+    /// Maximum.
+    pub max: i64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (all zero when empty).
+    pub fn of(values: &[i64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        let rank = |p: f64| -> i64 {
+            if sorted.is_empty() {
+                return 0;
+            }
+            let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[index]
+        };
+        Self {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            p99: rank(0.99),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// One scenario's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSummary {
+    /// Cycles run.
+    pub cycles: usize,
+    /// Fault to detection, ms.
+    pub detection_ms: Percentiles,
+    /// Fault to the successor's first commit, ms.
+    pub rto_ms: Percentiles,
+    /// Stale-epoch commits, summed.
+    pub stale_commits: i64,
+}
+
+/// The whole drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// What was asked for.
+    pub scenario: Scenario,
+    /// Seed of a mixed drill.
+    pub seed: Option<u64>,
+    /// Faults injected.
+    pub faults: usize,
+    /// Leadership changes nobody caused (steady-state false failovers).
+    pub false_failovers: i64,
+    /// Per scenario.
+    pub summary: BTreeMap<String, ScenarioSummary>,
+    /// Exactly-once verdict over the whole run.
+    pub verdict: Verdict,
+    /// Every cycle.
+    pub cycles: Vec<CycleResult>,
+}
+
+impl DrillReport {
+    /// Builds the report from the cycles and the final verdict.
+    pub fn new(
+        scenario: Scenario,
+        seed: Option<u64>,
+        cycles: Vec<CycleResult>,
+        verdict: Verdict,
+        false_failovers: i64,
+    ) -> Self {
+        let mut by_scenario: BTreeMap<String, Vec<&CycleResult>> = BTreeMap::new();
+        for cycle in &cycles {
+            by_scenario
+                .entry(format!("{:?}", cycle.scenario).to_lowercase())
+                .or_default()
+                .push(cycle);
+        }
+        let summary = by_scenario
+            .into_iter()
+            .map(|(name, cycles)| {
+                let detection: Vec<i64> = cycles.iter().map(|c| c.detection_ms).collect();
+                let rto: Vec<i64> = cycles.iter().map(|c| c.rto_ms).collect();
+                (
+                    name,
+                    ScenarioSummary {
+                        cycles: cycles.len(),
+                        detection_ms: Percentiles::of(&detection),
+                        rto_ms: Percentiles::of(&rto),
+                        stale_commits: cycles.iter().map(|c| c.stale_commits).sum(),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            scenario,
+            seed,
+            faults: cycles.iter().map(|c| c.scenario.faults()).sum(),
+            false_failovers,
+            summary,
+            verdict,
+            cycles,
+        }
+    }
+
+    /// Whether the drill proved the promise: nothing lost, nothing duplicated,
+    /// no stale commit.
+    pub fn passed(&self) -> bool {
+        self.verdict.is_exactly_once() && self.summary.values().all(|s| s.stale_commits == 0)
+    }
+
+    /// The table printed at the end of a drill.
+    pub fn table(&self) -> String {
+        let mut text = format!(
+            "{:<10} {:>6} | {:>28} | {:>28} | {:>5}\n{:<10} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>5}\n",
+            "scenario", "cycles", "detection ms", "RTO ms (fault -> 1st commit)", "stale",
+            "", "", "p50", "p95", "p99", "max", "p50", "p95", "p99", "max", ""
+        );
+        for (name, s) in &self.summary {
+            text.push_str(&format!(
+                "{:<10} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>5}\n",
+                name,
+                s.cycles,
+                s.detection_ms.p50,
+                s.detection_ms.p95,
+                s.detection_ms.p99,
+                s.detection_ms.max,
+                s.rto_ms.p50,
+                s.rto_ms.p95,
+                s.rto_ms.p99,
+                s.rto_ms.max,
+                s.stale_commits
+            ));
+        }
+        text.push_str(&format!(
+            "faults {} | acknowledged {} | lost {} | duplicated {} | unexpected {} | false failovers {}\n",
+            self.faults,
+            self.verdict.acknowledged,
+            self.verdict.lost,
+            self.verdict.duplicated,
+            self.verdict.unexpected,
+            self.false_failovers
+        ));
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<i64> = (1..=100).collect();
+        assert_eq!(
+            Percentiles::of(&values),
+            Percentiles {
+                p50: 50,
+                p95: 95,
+                p99: 99,
+                max: 100
+            }
+        );
+        assert_eq!(
+            Percentiles::of(&[7]),
+            Percentiles {
+                p50: 7,
+                p95: 7,
+                p99: 7,
+                max: 7
+            }
+        );
+        assert_eq!(Percentiles::of(&[]), Percentiles::default());
+    }
+}

@@ -1,0 +1,146 @@
+//! Owns a whole drill: start a cluster, put it under load, run the cycles, stop
+//! the load, wait for every acknowledged event to be stored, verify, and write
+//! the report (`report.json`, `timeline.svg`, `acked.txt`, process logs).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::drill::load::{LoadPlan, RunningLoad};
+use crate::drill::local_cluster::LocalCluster;
+use crate::drill::report::DrillReport;
+use crate::drill::scenario::{run_cycle, FaultSequence, Scenario};
+use crate::drill::timeline::{render, Marker};
+use crate::drill::verify::{verify, write_ids};
+use crate::drill::{connect_postgres, DrillError};
+
+/// Bucket of the timeline.
+const TIMELINE_BUCKET_MS: i64 = 250;
+
+/// What a drill does.
+#[derive(Debug, Clone)]
+pub struct DrillPlan {
+    /// The fault.
+    pub scenario: Scenario,
+    /// How many cycles.
+    pub cycles: usize,
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Offered load, events per second.
+    pub rate: u32,
+    /// Steady state before and between cycles.
+    pub settle: Duration,
+    /// Seed of a mixed drill.
+    pub seed: u64,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// PostgreSQL to verify against.
+    pub postgres_url: String,
+}
+
+/// Runs the drill and writes its report.
+pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
+    std::fs::create_dir_all(&plan.out)?;
+    let postgres = connect_postgres(&plan.postgres_url).await?;
+    let mut cluster = LocalCluster::start(plan.nodes, &plan.out.join("logs")).await?;
+    cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
+    let load = RunningLoad::start(LoadPlan {
+        gateway: cluster.gateway.base_url.clone(),
+        rate: plan.rate,
+        batch_size: 1,
+    });
+    tokio::time::sleep(plan.settle).await;
+    let mut sequence = FaultSequence::new(plan.seed);
+    let mut cycles = Vec::with_capacity(plan.cycles);
+    for cycle in 1..=plan.cycles {
+        let scenario = match plan.scenario {
+            Scenario::Mixed => sequence.next_scenario(),
+            single => single,
+        };
+        let result = run_cycle(&mut cluster, &postgres, scenario, cycle).await?;
+        tracing::info!(
+            cycle,
+            ?scenario,
+            detection_ms = result.detection_ms,
+            rto_ms = result.rto_ms,
+            "drill cycle"
+        );
+        cycles.push(result);
+        tokio::time::sleep(plan.settle).await;
+    }
+    let outcome = load.finish().await;
+    write_ids(&plan.out.join("acked.txt"), &outcome.acked)?;
+    let mut verdict = verify(&postgres, &cluster.topic, &outcome.acked).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while verdict.lost > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        verdict = verify(&postgres, &cluster.topic, &outcome.acked).await?;
+    }
+    let failovers: i64 = postgres
+        .query_one(
+            "SELECT COUNT(*) FROM failover_events WHERE cluster = $1",
+            &[&cluster.name],
+        )
+        .await?
+        .get(0);
+    let expected: i64 = 1 + cycles
+        .iter()
+        .map(|c| c.scenario.faults() as i64)
+        .sum::<i64>();
+    let report = DrillReport::new(
+        plan.scenario,
+        (plan.scenario == Scenario::Mixed).then_some(plan.seed),
+        cycles,
+        verdict,
+        (failovers - expected).max(0),
+    );
+    std::fs::write(
+        plan.out.join("report.json"),
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )?;
+    std::fs::write(
+        plan.out.join("timeline.svg"),
+        timeline(&postgres, &cluster, &report).await?,
+    )?;
+    Ok(report)
+}
+
+async fn timeline(
+    postgres: &tokio_postgres::Client,
+    cluster: &LocalCluster,
+    report: &DrillReport,
+) -> Result<String, DrillError> {
+    let committed: Vec<(DateTime<Utc>, i64)> = postgres
+        .query(
+            "SELECT to_timestamp(floor(extract(epoch FROM stored_at)::float8 * 1000 / $2::float8) \
+             * $2::float8 / 1000) AS bucket, COUNT(*) FROM log_events WHERE topic = $1 \
+             GROUP BY bucket ORDER BY bucket",
+            &[&cluster.topic, &(TIMELINE_BUCKET_MS as f64)],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let leadership: Vec<Marker> = postgres
+        .query(
+            "SELECT recovered_at, epoch FROM failover_events WHERE cluster = $1 ORDER BY epoch",
+            &[&cluster.name],
+        )
+        .await?
+        .iter()
+        .map(|row| Marker {
+            at: row.get(0),
+            label: format!("e{}", row.get::<_, i64>(1)),
+        })
+        .collect();
+    let faults: Vec<Marker> = report
+        .cycles
+        .iter()
+        .map(|cycle| Marker {
+            at: cycle.fault_at,
+            label: format!("{:?}", cycle.scenario).to_lowercase(),
+        })
+        .collect();
+    Ok(render(&committed, TIMELINE_BUCKET_MS, &faults, &leadership))
+}
