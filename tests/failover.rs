@@ -13,10 +13,10 @@ use serde_json::Value;
 use common::cluster::{pg, serial, TestCluster, SESSION_TIMEOUT_MS};
 use common::eventually;
 
-/// Steady load: one event every 20 ms (50 per second, the seed's load-test rate).
-const LOAD_PERIOD: Duration = Duration::from_millis(20);
+/// Steady load: 50 events per second, the seed's load-test rate.
+const LOAD_RATE: u32 = 50;
 
-async fn let_load_run(load: &common::cluster::Load, events: usize) {
+async fn let_load_run(load: &understudy::drill::load::RunningLoad, events: usize) {
     eventually(
         Duration::from_secs(30),
         "load to be acknowledged",
@@ -92,7 +92,7 @@ async fn at_most_one_node_reports_leader_at_every_sample() {
 async fn sigkill_of_the_leader_under_load_loses_and_duplicates_nothing() {
     let _serial = serial().await;
     let mut cluster = TestCluster::start("sigkill", 3).await;
-    let load = cluster.start_load(LOAD_PERIOD);
+    let load = cluster.start_load(LOAD_RATE);
     let_load_run(&load, 50).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     let killed_at = chrono::Utc::now();
@@ -102,7 +102,7 @@ async fn sigkill_of_the_leader_under_load_loses_and_duplicates_nothing() {
     assert_ne!(successor, leader);
     let before = load.acked_count();
     let_load_run(&load, before + 50).await;
-    let acked = load.finish().await;
+    let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
     assert!(
         cluster.rows_of_epoch(new_epoch).await > 0,
@@ -118,7 +118,7 @@ async fn sigkill_of_the_leader_under_load_loses_and_duplicates_nothing() {
 async fn sigterm_of_the_leader_hands_over_in_milliseconds() {
     let _serial = serial().await;
     let mut cluster = TestCluster::start("sigterm", 3).await;
-    let load = cluster.start_load(LOAD_PERIOD);
+    let load = cluster.start_load(LOAD_RATE);
     let_load_run(&load, 50).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     let killed_at = chrono::Utc::now();
@@ -134,7 +134,7 @@ async fn sigterm_of_the_leader_hands_over_in_milliseconds() {
     assert!(exited.success(), "graceful exit: {exited:?}");
     let before = load.acked_count();
     let_load_run(&load, before + 50).await;
-    let acked = load.finish().await;
+    let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
     let status = cluster.status(successor).await.expect("status");
     report_failover("sigterm", killed_at, &status);
@@ -144,7 +144,7 @@ async fn sigterm_of_the_leader_hands_over_in_milliseconds() {
 async fn a_paused_leader_is_fenced_and_rejoins_as_standby() {
     let _serial = serial().await;
     let cluster = TestCluster::start("sigstop", 3).await;
-    let load = cluster.start_load(LOAD_PERIOD);
+    let load = cluster.start_load(LOAD_RATE);
     let_load_run(&load, 50).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     cluster.signal(leader, Signal::SIGSTOP);
@@ -170,7 +170,7 @@ async fn a_paused_leader_is_fenced_and_rejoins_as_standby() {
     assert_eq!(zombie["isLeader"], false);
     let before = load.acked_count();
     let_load_run(&load, before + 50).await;
-    let acked = load.finish().await;
+    let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
     assert_eq!(
         cluster.stale_commits_after(new_epoch).await,
@@ -184,7 +184,7 @@ async fn a_paused_leader_is_fenced_and_rejoins_as_standby() {
 async fn when_the_new_leader_dies_at_once_the_third_node_takes_over() {
     let _serial = serial().await;
     let mut cluster = TestCluster::start("cascade", 3).await;
-    let load = cluster.start_load(LOAD_PERIOD);
+    let load = cluster.start_load(LOAD_RATE);
     let_load_run(&load, 50).await;
     let (first, epoch) = cluster.wait_for_leader(None).await;
     cluster.signal(first, Signal::SIGKILL);
@@ -208,7 +208,7 @@ async fn when_the_new_leader_dies_at_once_the_third_node_takes_over() {
     assert!(third != first && third != second);
     let before = load.acked_count();
     let_load_run(&load, before + 50).await;
-    let acked = load.finish().await;
+    let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
     assert_eq!(cluster.stale_commits_after(third_epoch).await, 0);
 }
@@ -353,7 +353,7 @@ async fn a_hung_but_connected_leader_is_replaced_by_a_forced_takeover() {
         "20000".to_owned(),
     )]);
     let cluster = TestCluster::start_with("hung", 2, env).await;
-    let load = cluster.start_load(LOAD_PERIOD);
+    let load = cluster.start_load(LOAD_RATE);
     let_load_run(&load, 25).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     let paused_at = Instant::now();
@@ -382,7 +382,7 @@ async fn a_hung_but_connected_leader_is_replaced_by_a_forced_takeover() {
     .await;
     let before = load.acked_count();
     let_load_run(&load, before + 25).await;
-    let acked = load.finish().await;
+    let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
     assert_eq!(cluster.stale_commits_after(new_epoch).await, 0);
 }

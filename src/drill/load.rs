@@ -131,6 +131,12 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
     let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
 }
 
+/// Publishes one event with `message` through the gateway; `Some(id)` when acknowledged.
+pub async fn publish_one(http: &reqwest::Client, gateway: &str, message: &str) -> Option<Uuid> {
+    let event = json!({"level": "INFO", "message": message, "source": "drill"});
+    send(http, gateway, vec![event]).await?.pop()
+}
+
 async fn send(http: &reqwest::Client, gateway: &str, mut events: Vec<Value>) -> Option<Vec<Uuid>> {
     if events.len() == 1 {
         let event = events.pop()?;

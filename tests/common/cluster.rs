@@ -4,11 +4,10 @@
 //! against PostgreSQL that every acknowledged event is stored exactly once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::sync::watch;
+use serde_json::Value;
+use understudy::drill::load::{publish_one, LoadPlan, RunningLoad};
 use uuid::Uuid;
 
 use super::{eventually, gateway_env, http_client, unique, UnderstudyProcess, KAFKA, POSTGRES_URL};
@@ -181,30 +180,16 @@ impl TestCluster {
 
     /// Publishes one event through the gateway; `Some(id)` when acknowledged.
     pub async fn publish(&self, message: &str) -> Option<Uuid> {
-        publish(&self.http, &self.gateway.url("/api/logs"), message).await
+        publish_one(&self.http, &self.gateway.base_url, message).await
     }
 
-    /// Starts a steady load through the gateway (one event every `period`).
-    pub fn start_load(&self, period: Duration) -> Load {
-        let (stop, stopped) = watch::channel(false);
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let url = self.gateway.url("/api/logs");
-        let task = tokio::spawn({
-            let acked = Arc::clone(&acked);
-            let http = self.http.clone();
-            async move {
-                let mut ticker = tokio::time::interval(period);
-                let mut sequence = 0_u64;
-                while !*stopped.borrow() {
-                    ticker.tick().await;
-                    sequence += 1;
-                    if let Some(id) = publish(&http, &url, &format!("load {sequence}")).await {
-                        acked.lock().expect("acked ids").push(id);
-                    }
-                }
-            }
-        });
-        Load { stop, acked, task }
+    /// Starts a steady load through the gateway, `rate` events per second.
+    pub fn start_load(&self, rate: u32) -> RunningLoad {
+        RunningLoad::start(LoadPlan {
+            gateway: self.gateway.base_url.clone(),
+            rate,
+            batch_size: 1,
+        })
     }
 
     /// Waits until every id in `acked` is stored, then checks each is stored exactly once.
@@ -273,42 +258,6 @@ impl TestCluster {
             .expect("rows of epoch")
             .get(0)
     }
-}
-
-/// A running load.
-pub struct Load {
-    stop: watch::Sender<bool>,
-    acked: Arc<Mutex<Vec<Uuid>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Load {
-    /// Acknowledged so far.
-    pub fn acked_count(&self) -> usize {
-        self.acked.lock().expect("acked ids").len()
-    }
-
-    /// Stops the load; returns every acknowledged id.
-    pub async fn finish(self) -> Vec<Uuid> {
-        self.stop.send_replace(true);
-        self.task.await.expect("load task");
-        let acked = self.acked.lock().expect("acked ids").clone();
-        acked
-    }
-}
-
-async fn publish(http: &reqwest::Client, url: &str, message: &str) -> Option<Uuid> {
-    let response = http
-        .post(url)
-        .json(&json!({"level": "INFO", "message": message, "source": "failover-test"}))
-        .send()
-        .await
-        .ok()?;
-    if response.status() != reqwest::StatusCode::ACCEPTED {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    body["message_id"].as_str()?.parse().ok()
 }
 
 /// A connection to the test database.
