@@ -65,7 +65,10 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let http_addr = listener.local_addr()?;
     let http_url = advertised_url(http_addr);
 
-    let pool = build_pool(&config.postgres);
+    let pool = build_pool(
+        &config.postgres,
+        Duration::from_millis(config.zookeeper.session_timeout_ms),
+    );
     let store = SinkStore::new(pool, &config.cluster, &config.kafka.topic, &instance_id);
     let redis = redis_store::connect_lazily(&config.redis.url)?;
     let reader = PartitionReader::new(&config.kafka, &format!("understudy-{}", config.cluster))?;

@@ -55,6 +55,17 @@ pub struct ScenarioSummary {
     pub stale_commits: i64,
 }
 
+/// Resident memory of the processes, sampled under load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MemoryReport {
+    /// The leader.
+    pub leader_rss_kib: Option<u64>,
+    /// Each standby.
+    pub standby_rss_kib: Vec<u64>,
+    /// The gateway.
+    pub gateway_rss_kib: Option<u64>,
+}
+
 /// The whole drill.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
@@ -70,6 +81,8 @@ pub struct DrillReport {
     pub summary: BTreeMap<String, ScenarioSummary>,
     /// Exactly-once verdict over the whole run.
     pub verdict: Verdict,
+    /// Resident memory under load at the end of the drill, KiB.
+    pub memory: MemoryReport,
     /// Every cycle.
     pub cycles: Vec<CycleResult>,
 }
@@ -82,6 +95,7 @@ impl DrillReport {
         cycles: Vec<CycleResult>,
         verdict: Verdict,
         false_failovers: i64,
+        memory: MemoryReport,
     ) -> Self {
         let mut by_scenario: BTreeMap<String, Vec<&CycleResult>> = BTreeMap::new();
         for cycle in &cycles {
@@ -113,6 +127,7 @@ impl DrillReport {
             false_failovers,
             summary,
             verdict,
+            memory,
             cycles,
         }
     }
@@ -154,6 +169,12 @@ impl DrillReport {
             self.verdict.duplicated,
             self.verdict.unexpected,
             self.false_failovers
+        ));
+        text.push_str(&format!(
+            "RSS under load: leader {} KiB, standbys {:?} KiB, gateway {} KiB\n",
+            self.memory.leader_rss_kib.unwrap_or(0),
+            self.memory.standby_rss_kib,
+            self.memory.gateway_rss_kib.unwrap_or(0)
         ));
         text
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
-use crate::drill::report::DrillReport;
+use crate::drill::report::{DrillReport, MemoryReport};
 use crate::drill::scenario::{run_cycle, FaultSequence, Scenario};
 use crate::drill::timeline::{render, Marker};
 use crate::drill::verify::{verify, write_ids};
@@ -69,6 +69,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         cycles.push(result);
         tokio::time::sleep(plan.settle).await;
     }
+    let memory = memory_under_load(&cluster).await;
     let outcome = load.finish().await;
     write_ids(&plan.out.join("acked.txt"), &outcome.acked)?;
     let mut verdict = verify(&postgres, &cluster.topic, &outcome.acked).await?;
@@ -94,6 +95,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         cycles,
         verdict,
         (failovers - expected).max(0),
+        memory,
     );
     std::fs::write(
         plan.out.join("report.json"),
@@ -104,6 +106,29 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         timeline(&postgres, &cluster, &report).await?,
     )?;
     Ok(report)
+}
+
+async fn memory_under_load(cluster: &LocalCluster) -> MemoryReport {
+    let leader = cluster
+        .wait_for_leader(0, Duration::from_secs(10))
+        .await
+        .ok()
+        .map(|(slot, _)| slot);
+    let mut memory = MemoryReport {
+        gateway_rss_kib: cluster.gateway.rss_kib(),
+        ..MemoryReport::default()
+    };
+    for (slot, node) in cluster.nodes.iter().enumerate() {
+        let Some(rss) = node.as_ref().and_then(|node| node.rss_kib()) else {
+            continue;
+        };
+        if Some(slot) == leader {
+            memory.leader_rss_kib = Some(rss);
+        } else {
+            memory.standby_rss_kib.push(rss);
+        }
+    }
+    memory
 }
 
 async fn timeline(

@@ -75,17 +75,23 @@ pub fn render(
         peak,
         HEIGHT - BOTTOM,
     );
+    // Beyond this many markers the labels would overlap into noise; lines stay.
+    const MOST_LABELS: usize = 30;
     for (markers, colour, offset) in [(faults, "red", 0.0), (leadership, "blue", 12.0)] {
         for marker in markers {
             let at = x(marker.at);
             svg.push_str(&format!(
-                "<line x1=\"{at:.1}\" y1=\"{TOP}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-dasharray=\"4 3\"/>\n\
-                 <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}</text>\n",
+                "<line x1=\"{at:.1}\" y1=\"{TOP}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-dasharray=\"4 3\"/>\n",
                 HEIGHT - BOTTOM,
-                at + 2.0,
-                TOP + 10.0 + offset,
-                escape(&marker.label)
             ));
+            if markers.len() <= MOST_LABELS {
+                svg.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}</text>\n",
+                    at + 2.0,
+                    TOP + 10.0 + offset,
+                    escape(&marker.label)
+                ));
+            }
         }
     }
     svg.push_str(&format!(

@@ -4,7 +4,9 @@
 //! Every connection is set up so that no leader can stall its successor: a
 //! paused (SIGSTOP) or partitioned leader may hold the fence row locked in an
 //! open transaction, and PostgreSQL ends such a session after
-//! `idle_in_transaction_session_timeout`, releasing the lock; a statement can run
+//! `idle_in_transaction_session_timeout` — set to the ZooKeeper session timeout,
+//! because a leader paused that long has lost its leadership anyway, while a live
+//! leader's statements follow each other within milliseconds. A statement can run
 //! for at most `statement_timeout`.
 
 use std::time::Duration;
@@ -20,16 +22,14 @@ use crate::config::PostgresConfig;
 /// The node's pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
 
-/// Longest a session may sit idle inside a transaction before PostgreSQL ends it.
-pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Longest one statement may run.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool without connecting: a node starts while PostgreSQL is down.
-pub fn build_pool(postgres: &PostgresConfig) -> PgPool {
+pub fn build_pool(postgres: &PostgresConfig, idle_in_transaction_timeout: Duration) -> PgPool {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    config.custom_setup = Box::new(|url| establish_guarded(url.to_owned()).boxed());
+    config.custom_setup =
+        Box::new(move |url| establish_guarded(url.to_owned(), idle_in_transaction_timeout).boxed());
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&postgres.url, config);
     Pool::builder()
@@ -41,12 +41,15 @@ pub fn build_pool(postgres: &PostgresConfig) -> PgPool {
         .build_unchecked(manager)
 }
 
-async fn establish_guarded(url: String) -> Result<AsyncPgConnection, ConnectionError> {
+async fn establish_guarded(
+    url: String,
+    idle_in_transaction_timeout: Duration,
+) -> Result<AsyncPgConnection, ConnectionError> {
     let mut connection = AsyncPgConnection::establish(&url).await?;
     for setting in [
         format!(
             "SET idle_in_transaction_session_timeout = {}",
-            IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+            idle_in_transaction_timeout.as_millis()
         ),
         format!("SET statement_timeout = {}", STATEMENT_TIMEOUT.as_millis()),
     ] {
