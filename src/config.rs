@@ -146,6 +146,10 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     /// Upper bound on metadata and admin requests.
     pub request_timeout_ms: u64,
+    /// Longest the broker may hold a fetch that has no data yet; bounds how
+    /// long a new leader's first fetch can wait (hand-over latency) against
+    /// idle fetch requests per second.
+    pub fetch_wait_max_ms: u64,
 }
 
 /// ZooKeeper.
@@ -259,6 +263,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             message_timeout_ms: 5000,
             request_timeout_ms: 3000,
+            fetch_wait_max_ms: 10,
         }
     }
 }

@@ -47,7 +47,7 @@ impl PartitionReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
             .create()?;
         Ok(Self {
             consumer: Arc::new(consumer),
