@@ -59,7 +59,6 @@ async fn the_seed_integration_test_stores_ten_messages() {
 async fn at_most_one_node_reports_leader_at_every_sample() {
     let _serial = serial().await;
     let cluster = TestCluster::start("single-leader", 3).await;
-    let http = common::http_client();
     let deadline = Instant::now() + Duration::from_secs(6);
     let mut samples = 0;
     let mut stepdowns = 0;
@@ -69,12 +68,7 @@ async fn at_most_one_node_reports_leader_at_every_sample() {
         samples += 1;
         if samples % 40 == 0 {
             if let [(slot, _)] = leaders.as_slice() {
-                let response = http
-                    .post(cluster.node(*slot).url("/api/failover/stepdown"))
-                    .send()
-                    .await
-                    .expect("stepdown");
-                if response.status().is_success() {
+                if cluster.step_down(*slot).await.is_success() {
                     stepdowns += 1;
                 }
             }
@@ -304,12 +298,7 @@ async fn stepdown_hands_over_and_is_refused_by_a_standby() {
         refused.json::<Value>().await.expect("json")["error"],
         "not_leader"
     );
-    let accepted = http
-        .post(cluster.node(leader).url("/api/failover/stepdown"))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(accepted.status(), reqwest::StatusCode::OK);
+    assert_eq!(cluster.step_down(leader).await, reqwest::StatusCode::OK);
     let (successor, new_epoch) = cluster.wait_for_leader(Some(epoch)).await;
     assert_eq!(successor, standby);
     let status = cluster.status(successor).await.expect("status");

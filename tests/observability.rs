@@ -59,12 +59,7 @@ async fn the_seed_metrics_follow_a_failover() {
     assert_eq!(sample(&standby_before, "leader_status"), Some(0.0));
     assert_eq!(sample(&standby_before, "failover_events_total"), None);
 
-    let stepped = http
-        .post(cluster.node(leader).url("/api/failover/stepdown"))
-        .send()
-        .await
-        .expect("stepdown");
-    assert!(stepped.status().is_success());
+    assert!(cluster.step_down(leader).await.is_success());
     cluster.wait_for_leader(Some(epoch)).await;
     cluster
         .publish("after the failover")
@@ -90,7 +85,7 @@ async fn the_seed_metrics_follow_a_failover() {
         sample(&after, "state_reconciliation_mismatches_total"),
         Some(0.0)
     );
-    let consumer_lag = eventually(
+    eventually(
         Duration::from_secs(10),
         "consumer lag per partition",
         || async {
@@ -99,7 +94,6 @@ async fn the_seed_metrics_follow_a_failover() {
         },
     )
     .await;
-    assert!(consumer_lag >= 0.0);
     let old_leader = scrape(&http, &cluster.node(leader).url("/metrics")).await;
     assert_eq!(sample(&old_leader, "leader_status"), Some(0.0));
 
@@ -219,10 +213,7 @@ async fn prometheus_answers_every_dashboard_query_and_alert_rule() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
-    http.post(cluster.node(leader).url("/api/failover/stepdown"))
-        .send()
-        .await
-        .expect("stepdown");
+    assert!(cluster.step_down(leader).await.is_success());
     cluster.wait_for_leader(Some(epoch)).await;
     for i in 0..10 {
         cluster

@@ -115,7 +115,7 @@ async fn one_event_is_one_trace_from_the_gateway_to_the_sink_commit() {
         ),
         ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
     ]);
-    let cluster = TestCluster::start_traced("traces", 1, env).await;
+    let cluster = TestCluster::start_with("traces", 1, env).await;
     let message_id = cluster.publish("traced event").await.expect("acknowledged");
     cluster.verify_exactly_once(&[message_id]).await;
     let id = message_id.to_string();

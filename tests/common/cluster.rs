@@ -35,24 +35,9 @@ impl TestCluster {
         Self::start_with(prefix, node_count, HashMap::new()).await
     }
 
-    /// Like [`TestCluster::start`], with `extra_env` added to every node's environment.
+    /// Like [`TestCluster::start`], with `extra_env` added to the environment of
+    /// the gateway and of every node.
     pub async fn start_with(
-        prefix: &str,
-        node_count: usize,
-        extra_env: HashMap<String, String>,
-    ) -> Self {
-        let name = unique(prefix).replace('-', "_");
-        let topic = unique(prefix);
-        let gateway = UnderstudyProcess::start(
-            &format!("{prefix}-gateway"),
-            &["gateway"],
-            &gateway_env(&topic, KAFKA),
-        );
-        Self::with_gateway(name, topic, gateway, node_count, extra_env).await
-    }
-
-    /// Like [`TestCluster::start_with`], with `extra_env` given to the gateway too.
-    pub async fn start_traced(
         prefix: &str,
         node_count: usize,
         extra_env: HashMap<String, String>,
@@ -171,6 +156,16 @@ impl TestCluster {
     pub fn signal(&self, slot: usize, signal: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.node(slot).pid()), signal)
             .expect("signal node");
+    }
+
+    /// `POST /api/failover/stepdown` on the node in `slot`; returns the status code.
+    pub async fn step_down(&self, slot: usize) -> reqwest::StatusCode {
+        self.http
+            .post(self.node(slot).url("/api/failover/stepdown"))
+            .send()
+            .await
+            .expect("stepdown request")
+            .status()
     }
 
     /// Takes the process out of its slot (it is killed when dropped).
