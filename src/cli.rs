@@ -92,6 +92,12 @@ pub enum Command {
         /// Directory for report.json, timeline.svg, acked.txt and logs.
         #[arg(long, default_value = "drill-results")]
         out: std::path::PathBuf,
+        /// How long Redis and PostgreSQL stay down in their outage scenarios.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        outage: Duration,
+        /// The script that started the infrastructure (stops and starts it).
+        #[arg(long, default_value = "scripts/infra")]
+        infra_script: std::path::PathBuf,
     },
 }
 

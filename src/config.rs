@@ -279,6 +279,19 @@ impl Default for ZookeeperConfig {
     }
 }
 
+impl ZookeeperConfig {
+    /// The client port of the first server in `connect` (2181 when none is
+    /// written).
+    pub fn first_port(&self) -> u16 {
+        let first = self.connect.split(',').next().unwrap_or_default();
+        let address = first.split('/').next().unwrap_or_default();
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(2181)
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
@@ -434,6 +447,19 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_zookeeper_port_comes_from_the_connect_string() {
+        let mut zookeeper = ZookeeperConfig::default();
+        for (connect, port) in [
+            ("127.0.0.1:2181", 2181),
+            ("zk-1:2182,zk-2:2183/understudy", 2182),
+            ("zk-1", 2181),
+        ] {
+            zookeeper.connect = connect.to_owned();
+            assert_eq!(zookeeper.first_port(), port, "{connect}");
+        }
+    }
 
     fn invalid_key(config: &Config) -> &'static str {
         match config.validate() {

@@ -109,6 +109,8 @@ fn main() -> anyhow::Result<()> {
             settle,
             seed,
             out,
+            outage,
+            infra_script,
         } => {
             let seed = seed.unwrap_or_else(|| {
                 u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or_default()
@@ -124,7 +126,10 @@ fn main() -> anyhow::Result<()> {
                 settle,
                 seed,
                 out: out.clone(),
+                zookeeper_port: config.zookeeper.first_port(),
                 postgres_url: config.postgres.url,
+                infra_script,
+                outage,
             }))?;
             print!("{}", report.table());
             println!(

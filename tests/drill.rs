@@ -1,6 +1,7 @@
-//! The drill machinery, run for real: short drills of SIGKILL, SIGTERM and
-//! SIGSTOP against a local cluster of real processes, failing on any lost or
-//! duplicated event or stale-epoch commit; and loadgen + verify end to end.
+//! The drill machinery, run for real: short drills of SIGKILL, SIGTERM,
+//! SIGSTOP and network cut-offs (ZooKeeper only, everything) against a local
+//! cluster of real processes, failing on any lost or duplicated event or
+//! stale-epoch commit; and loadgen + verify end to end.
 
 mod common;
 
@@ -9,62 +10,33 @@ use std::process::Command;
 use serde_json::Value;
 
 use common::cluster::{serial, TestCluster};
-
-fn drill(scenario: &str, cycles: usize) -> Value {
-    let out = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .args([
-            "drill",
-            "--scenario",
-            scenario,
-            "--cycles",
-            &cycles.to_string(),
-            "--rate",
-            "100",
-            "--settle",
-            "500ms",
-            "--out",
-        ])
-        .arg(out.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run the drill");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "drill {scenario} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("{stdout}");
-    let svg = std::fs::read_to_string(out.path().join("timeline.svg")).expect("timeline");
-    assert!(svg.contains("<polyline"), "the picture has a rate line");
-    let report = std::fs::read_to_string(out.path().join("report.json")).expect("report");
-    serde_json::from_str(&report).expect("report JSON")
-}
-
-fn assert_exactly_once(report: &Value, faults: u64) {
-    assert_eq!(report["faults"], faults, "{report}");
-    assert_eq!(report["verdict"]["lost"], 0, "{report}");
-    assert_eq!(report["verdict"]["duplicated"], 0, "{report}");
-    assert!(report["verdict"]["acknowledged"]
-        .as_u64()
-        .is_some_and(|n| n > 100));
-    for summary in report["summary"].as_object().expect("summary").values() {
-        assert_eq!(summary["stale_commits"], 0, "{report}");
-    }
-}
+use common::drill_run::{assert_exactly_once, drill};
 
 #[tokio::test]
 async fn short_drills_of_sigkill_sigterm_and_sigstop_lose_and_duplicate_nothing() {
     let _serial = serial().await;
     for scenario in ["sigkill", "sigterm", "sigstop"] {
-        let report = drill(scenario, 2);
+        let report = drill(scenario, 2, &[]);
         assert_exactly_once(&report, 2);
         let cycles = report["cycles"].as_array().expect("cycles");
         assert_eq!(cycles.len(), 2);
         for cycle in cycles {
             assert!(cycle["epoch_after"].as_i64() > cycle["epoch_before"].as_i64());
             assert!(cycle["rto_ms"].as_i64().is_some_and(|ms| ms > 0));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_from_zookeeper_or_from_everything_is_replaced_and_fenced() {
+    let _serial = serial().await;
+    for scenario in ["zookeeper-cut", "partition"] {
+        let report = drill(scenario, 2, &[]);
+        assert_exactly_once(&report, 2);
+        assert_eq!(report["false_failovers"], 0, "{report}");
+        for cycle in report["cycles"].as_array().expect("cycles") {
+            assert!(cycle["epoch_after"].as_i64() > cycle["epoch_before"].as_i64());
+            assert_eq!(cycle["failovers"], 1, "{cycle}");
         }
     }
 }

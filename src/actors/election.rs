@@ -5,7 +5,8 @@
 //! epoch with one multi-op, send `LeadershipGranted`) or watch only the member
 //! just before ours. Leadership ends (`LeadershipRevoked`) when our member znode
 //! is deleted (a standby forced a takeover, or the session expired), when the
-//! session is lost for longer than its timeout, or when asked to resign; the node
+//! session expires, when the database fence refuses a commit, or when asked to
+//! resign; a leader merely disconnected from ZooKeeper leads on; the node
 //! then joins again as a fresh member, at the back of the line.
 //!
 //! Handles [`Resign`], [`ForceTakeover`], [`ReclaimEpochAbove`] and [`Leave`].
@@ -109,6 +110,7 @@ impl Actor for ElectionActor {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.commands = Some(sender);
         let campaign = Campaign {
+            held: None,
             zookeeper: self.zookeeper.clone(),
             cluster: self.cluster.clone(),
             me: self.me.clone(),
@@ -188,6 +190,10 @@ enum Next {
 }
 
 struct Campaign {
+    /// An epoch we lead under while our ZooKeeper session is gone (ZooKeeper
+    /// down or unreachable): given up when the next session finds another
+    /// member first, replaced when it finds us first.
+    held: Option<Epoch>,
     zookeeper: ZookeeperConfig,
     cluster: String,
     me: MemberInfo,
@@ -271,8 +277,25 @@ impl Campaign {
                     }
                     Ok(Observation::Absent) => Next::Rejoin,
                     Ok(Observation::Leader) => {
-                        self.lead(session, &member, succession, &mut state, session_timeout)
-                            .await
+                        self.lead(session, &member, succession, &mut state).await
+                    }
+                    Ok(Observation::Follower { leader, .. })
+                        if leader.info.as_ref().map(|info| &info.instance_id)
+                            == Some(&self.me.instance_id) =>
+                    {
+                        // Our own member from an abandoned session, not yet
+                        // expired by the server: it must not outrank us.
+                        if let Err(error) = session.delete_member(&leader.member).await {
+                            tracing::warn!(%error, "could not delete our stale member znode");
+                            return Next::Reconnect;
+                        }
+                        Next::Recheck
+                    }
+                    Ok(Observation::Follower { .. }) if self.held.is_some() => {
+                        if let Some(held) = self.held.take() {
+                            self.revoke(held, "another member leads after zookeeper returned");
+                        }
+                        Next::Recheck
                     }
                     Ok(Observation::Follower {
                         predecessor,
@@ -327,7 +350,6 @@ impl Campaign {
         member: &str,
         succession: &mut Succession,
         state: &mut zookeeper_client::StateWatcher,
-        session_timeout: Duration,
     ) -> Next {
         let mut epoch = match session.claim_epoch(member, Epoch::ZERO).await {
             Ok(epoch) => epoch,
@@ -337,6 +359,7 @@ impl Campaign {
                 return Next::Reconnect;
             }
         };
+        self.held = None;
         tracing::info!(%epoch, %member, reason = %succession.reason, "acquired leadership");
         self.coordinator.do_send(LeaderObserved {
             instance_id: Some(self.me.instance_id.clone()),
@@ -347,7 +370,7 @@ impl Campaign {
             detected_at: succession.detected_at,
             previous_leader: succession.previous_leader.clone(),
         });
-        loop {
+        'watch: loop {
             let own = match session.watch_member(member).await {
                 Ok(Some(watch)) => watch,
                 Ok(None) => {
@@ -355,71 +378,88 @@ impl Campaign {
                     return Next::Rejoin;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "could not watch our member znode");
-                    self.revoke(epoch, "zookeeper unreachable");
+                    tracing::warn!(%error, %epoch, "could not watch our member znode; leading on under the database fence");
+                    self.held = Some(epoch);
                     return Next::Reconnect;
                 }
             };
-            tokio::select! {
-                _ = own.changed() => {
-                    if session.state().is_terminated() {
-                        self.revoke(epoch, "zookeeper session expired");
-                        return Next::Reconnect;
-                    }
-                    if matches!(session.watch_member(member).await, Ok(Some(_))) {
-                        continue;
-                    }
-                    self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
-                    *succession = Succession {
-                        reason: "rejoined after losing leadership".to_owned(),
-                        detected_at: Utc::now(),
-                        previous_leader: Some(self.me.instance_id.clone()),
-                    };
-                    return Next::Rejoin;
-                }
-                () = session_lost(state, session_timeout) => {
-                    self.revoke(epoch, "zookeeper session lost");
-                    return Next::Reconnect;
-                }
-                command = self.commands.recv() => match command {
-                    Some(Command::Resign) => {
-                        if let Err(error) = session.delete_member(member).await {
-                            tracing::warn!(%error, "could not delete our member znode");
-                            self.revoke(epoch, "stepped down");
-                            return Next::Reconnect;
+            let own_changed = own.changed();
+            tokio::pin!(own_changed);
+            loop {
+                tokio::select! {
+                    _ = &mut own_changed => {
+                        if session.state().is_terminated() {
+                            return self.hold(epoch);
                         }
-                        self.revoke(epoch, "stepped down");
+                        if matches!(session.watch_member(member).await, Ok(Some(_))) {
+                            continue 'watch;
+                        }
+                        self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
+                        *succession = Succession {
+                            reason: "rejoined after losing leadership".to_owned(),
+                            detected_at: Utc::now(),
+                            previous_leader: Some(self.me.instance_id.clone()),
+                        };
                         return Next::Rejoin;
                     }
-                    Some(Command::ReclaimAbove(floor)) => {
-                        match session.claim_epoch(member, floor).await {
-                            Ok(claimed) => {
-                                tracing::info!(%claimed, %floor, "reclaimed an epoch above the database fence");
-                                self.revoke(epoch, "epoch superseded by reclaim");
-                                epoch = claimed;
-                                self.coordinator.do_send(LeadershipGranted {
-                                    epoch,
-                                    reason: succession.reason.clone(),
-                                    detected_at: succession.detected_at,
-                                    previous_leader: succession.previous_leader.clone(),
-                                });
+                    changed = state.changed() => {
+                        if changed.is_terminated() {
+                            return self.hold(epoch);
+                        }
+                        // Disconnected is not lost: ZooKeeper may be restarting, and
+                        // if the session did expire, a successor's fence in
+                        // PostgreSQL refuses our next commit and we step down then.
+                        let connected = matches!(
+                            changed,
+                            SessionState::SyncConnected | SessionState::ConnectedReadOnly
+                        );
+                        if !connected {
+                            tracing::warn!(%epoch, "zookeeper disconnected; leading on under the database fence");
+                        }
+                        self.coordinator.do_send(ZooKeeperConnectivity { connected });
+                        continue;
+                    }
+                    command = self.commands.recv() => match command {
+                        Some(Command::Resign) => {
+                            if let Err(error) = session.delete_member(member).await {
+                                tracing::warn!(%error, "could not delete our member znode");
+                                self.revoke(epoch, "stepped down");
+                                return Next::Reconnect;
                             }
-                            Err(error) => {
-                                tracing::warn!(%error, "could not reclaim an epoch");
-                                self.revoke(epoch, "could not reclaim an epoch");
-                                return Next::Rejoin;
+                            self.revoke(epoch, "stepped down");
+                            return Next::Rejoin;
+                        }
+                        Some(Command::ReclaimAbove(floor)) => {
+                            match session.claim_epoch(member, floor).await {
+                                Ok(claimed) => {
+                                    tracing::info!(%claimed, %floor, "reclaimed an epoch above the database fence");
+                                    self.revoke(epoch, "epoch superseded by reclaim");
+                                    epoch = claimed;
+                                    self.coordinator.do_send(LeadershipGranted {
+                                        epoch,
+                                        reason: succession.reason.clone(),
+                                        detected_at: succession.detected_at,
+                                        previous_leader: succession.previous_leader.clone(),
+                                    });
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%error, "could not reclaim an epoch");
+                                    self.revoke(epoch, "could not reclaim an epoch");
+                                    return Next::Rejoin;
+                                }
                             }
                         }
-                    }
-                    Some(Command::ForceTakeover(_)) => {}
-                    Some(Command::Leave(done)) => {
-                        let _ = session.delete_member(member).await;
-                        self.revoke(epoch, "node shutting down");
-                        let _ = done.send(());
-                        return Next::Stop;
-                    }
-                    None => return Next::Stop,
-                },
+                        Some(Command::ForceTakeover(_)) => {}
+                        Some(Command::Leave(done)) => {
+                            let _ = session.delete_member(member).await;
+                            self.revoke(epoch, "node shutting down");
+                            let _ = done.send(());
+                            return Next::Stop;
+                        }
+                        None => return Next::Stop,
+                    },
+                }
+                break;
             }
         }
     }
@@ -490,6 +530,14 @@ impl Campaign {
                 None => Next::Stop,
             },
         }
+    }
+
+    /// Our session expired while leading: lead on under `epoch` (the database
+    /// fence refuses it once a successor takes over) and campaign again.
+    fn hold(&mut self, epoch: Epoch) -> Next {
+        tracing::warn!(%epoch, "zookeeper session expired while leading; leading on under the database fence until a new session decides");
+        self.held = Some(epoch);
+        Next::Reconnect
     }
 
     fn revoke(&self, epoch: Epoch, reason: &str) {

@@ -1,6 +1,8 @@
 //! Owns a drill's cluster: a gateway and several nodes started as child
 //! processes of this binary, with a cluster name and topic of their own, on free
 //! ports, logging to files. Every child is killed when the cluster is dropped.
+//! Where the machine allows it, each node starts inside a cgroup of its own so
+//! that a drill can cut it off the network ([`NetworkCuts`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::drill::network_cut::{Cut, NetworkCuts};
 use crate::drill::DrillError;
 
 /// One child process and where it listens.
@@ -22,9 +25,29 @@ pub struct ClusterProcess {
 }
 
 impl ClusterProcess {
-    /// Starts `understudy <args>` with `env`, waiting for its "listening on" line.
-    fn start(args: &[&str], env: &[(String, String)], log: &Path) -> Result<Self, DrillError> {
-        let mut child = Command::new(std::env::current_exe()?)
+    /// Starts `understudy <args>` with `env`, waiting for its "listening on"
+    /// line; inside the cgroup of `cgroup_procs` when given.
+    fn start(
+        args: &[&str],
+        env: &[(String, String)],
+        log: &Path,
+        cgroup_procs: Option<&Path>,
+    ) -> Result<Self, DrillError> {
+        let executable = std::env::current_exe()?;
+        let mut command = match cgroup_procs {
+            // The shell joins the cgroup and then becomes the node (same pid),
+            // so not one socket of the node is opened outside it.
+            Some(procs) => {
+                let mut command = Command::new("sh");
+                command
+                    .args(["-c", "echo $$ > \"$1\" && shift && exec \"$@\"", "sh"])
+                    .arg(procs)
+                    .arg(executable);
+                command
+            }
+            None => Command::new(executable),
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -102,6 +125,9 @@ pub struct LocalCluster {
     pub gateway: ClusterProcess,
     /// Node slots (`None` while a node is down).
     pub nodes: Vec<Option<ClusterProcess>>,
+    /// The nodes' cgroups, when this machine can cut nodes off (dropped after
+    /// the nodes: a cgroup with processes in it cannot be removed).
+    cuts: Option<NetworkCuts>,
     logs: PathBuf,
     http: reqwest::Client,
     restarts: usize,
@@ -124,7 +150,7 @@ impl LocalCluster {
             ("UNDERSTUDY_GATEWAY__HTTP_PORT".to_owned(), "0".to_owned()),
             ("UNDERSTUDY_GATEWAY__NODE_URLS".to_owned(), "[]".to_owned()),
         ];
-        let gateway = ClusterProcess::start(&["gateway"], &env, &logs.join("gateway.log"))?;
+        let gateway = ClusterProcess::start(&["gateway"], &env, &logs.join("gateway.log"), None)?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_millis(500))
@@ -134,6 +160,7 @@ impl LocalCluster {
             topic,
             gateway,
             nodes: Vec::new(),
+            cuts: NetworkCuts::prepare(&id),
             logs: logs.to_owned(),
             http,
             restarts: 0,
@@ -163,8 +190,37 @@ impl LocalCluster {
     pub fn start_node(&mut self, slot: usize) -> Result<(), DrillError> {
         self.restarts += 1;
         let log = self.logs.join(format!("node-{slot}-{}.log", self.restarts));
-        self.nodes[slot] = Some(ClusterProcess::start(&["node"], &self.node_env(), &log)?);
+        let procs = match &self.cuts {
+            Some(cuts) => Some(cuts.procs_file(slot)?),
+            None => None,
+        };
+        self.nodes[slot] = Some(ClusterProcess::start(
+            &["node"],
+            &self.node_env(),
+            &log,
+            procs.as_deref(),
+        )?);
         Ok(())
+    }
+
+    /// Cuts the node in `slot` off the network as `cut` says.
+    pub fn cut(&mut self, slot: usize, cut: Cut) -> Result<(), DrillError> {
+        self.cuts
+            .as_mut()
+            .ok_or_else(|| {
+                DrillError::Fault(
+                    "cutting a node off needs root, a cgroup2 mount and iptables".into(),
+                )
+            })?
+            .cut(slot, cut)
+    }
+
+    /// Reconnects the node in `slot`.
+    pub fn heal(&mut self, slot: usize) -> Result<(), DrillError> {
+        match self.cuts.as_mut() {
+            Some(cuts) => cuts.heal(slot),
+            None => Ok(()),
+        }
     }
 
     async fn wait_gateway_ready(&self) -> Result<(), DrillError> {
@@ -223,6 +279,32 @@ impl LocalCluster {
         Err(DrillError::Timeout(format!("a leader above epoch {above}")))
     }
 
+    /// Waits for one leader that stays the only one, with the same epoch, for
+    /// `stable_for`: after a ZooKeeper restart a held leadership may still be
+    /// replaced by a fresh election.
+    pub async fn wait_for_stable_leader(
+        &self,
+        stable_for: Duration,
+        timeout: Duration,
+    ) -> Result<(usize, i64), DrillError> {
+        let deadline = Instant::now() + timeout;
+        let mut since: Option<((usize, i64), Instant)> = None;
+        while Instant::now() < deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let leader = self.wait_for_leader(0, remaining).await?;
+            match since {
+                Some((seen, at)) if seen == leader => {
+                    if at.elapsed() >= stable_for {
+                        return Ok(leader);
+                    }
+                }
+                _ => since = Some((leader, Instant::now())),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(DrillError::Timeout("a stable leader".into()))
+    }
+
     /// Waits until the node in `slot` answers as a standby.
     pub async fn wait_for_standby(&self, slot: usize, timeout: Duration) -> Result<(), DrillError> {
         let deadline = Instant::now() + timeout;
@@ -235,6 +317,25 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(DrillError::Timeout(format!("node {slot} to stand by")))
+    }
+
+    /// Waits until the node in `slot` answers and is connected to ZooKeeper,
+    /// whatever its role: the cluster is whole again after an outage.
+    pub async fn wait_for_standby_or_leader(
+        &self,
+        slot: usize,
+        timeout: Duration,
+    ) -> Result<(), DrillError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.status(slot).await {
+                if status["zookeeperConnected"] == true {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(DrillError::Timeout(format!("node {slot} to reconnect")))
     }
 
     /// Sends `signal` to the node in `slot`.

@@ -7,12 +7,16 @@
 //! - [`verify`]: lost, duplicated and unexpected events; the seed's query.
 //! - [`local_cluster`]: a gateway and nodes started as child processes.
 //! - [`scenario`]: the faults and one drill cycle.
+//! - [`network_cut`]: a node cut off from ZooKeeper or from everything (cgroup + iptables).
+//! - [`infra_control`]: dependency outages through `scripts/infra`.
 //! - [`report`]: percentiles, the printed table, JSON.
 //! - [`timeline`]: committed events per second with faults and leadership changes, as SVG.
 //! - [`runner`]: a whole drill, from cluster start to report.
 
+pub mod infra_control;
 pub mod load;
 pub mod local_cluster;
+pub mod network_cut;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -37,6 +41,9 @@ pub enum DrillError {
     /// A signal could not be sent.
     #[error("signal: {0}")]
     Signal(#[from] nix::errno::Errno),
+    /// A fault could not be injected or healed.
+    #[error("fault injection: {0}")]
+    Fault(String),
     /// A file held something that is not a message id.
     #[error("malformed input: {0}")]
     Malformed(String),

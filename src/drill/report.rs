@@ -47,10 +47,14 @@ impl Percentiles {
 pub struct ScenarioSummary {
     /// Cycles run.
     pub cycles: usize,
-    /// Fault to detection, ms.
-    pub detection_ms: Percentiles,
+    /// Fault to detection, ms (cycles that moved leadership; none otherwise).
+    pub detection_ms: Option<Percentiles>,
     /// Fault to the successor's first commit, ms.
     pub rto_ms: Percentiles,
+    /// Leadership changes, summed.
+    pub failovers: i64,
+    /// Events committed while a dependency was down, summed (outages only).
+    pub committed_during_outage: Option<i64>,
     /// Stale-epoch commits, summed.
     pub stale_commits: i64,
 }
@@ -100,21 +104,26 @@ impl DrillReport {
         let mut by_scenario: BTreeMap<String, Vec<&CycleResult>> = BTreeMap::new();
         for cycle in &cycles {
             by_scenario
-                .entry(format!("{:?}", cycle.scenario).to_lowercase())
+                .entry(cycle.scenario.name())
                 .or_default()
                 .push(cycle);
         }
         let summary = by_scenario
             .into_iter()
             .map(|(name, cycles)| {
-                let detection: Vec<i64> = cycles.iter().map(|c| c.detection_ms).collect();
+                let detection: Vec<i64> = cycles.iter().filter_map(|c| c.detection_ms).collect();
                 let rto: Vec<i64> = cycles.iter().map(|c| c.rto_ms).collect();
                 (
                     name,
                     ScenarioSummary {
                         cycles: cycles.len(),
-                        detection_ms: Percentiles::of(&detection),
+                        detection_ms: (!detection.is_empty()).then(|| Percentiles::of(&detection)),
                         rto_ms: Percentiles::of(&rto),
+                        failovers: cycles.iter().map(|c| c.failovers).sum(),
+                        committed_during_outage: cycles
+                            .iter()
+                            .filter_map(|c| c.committed_during_outage)
+                            .reduce(|a, b| a + b),
                         stale_commits: cycles.iter().map(|c| c.stale_commits).sum(),
                     },
                 )
@@ -141,26 +150,31 @@ impl DrillReport {
     /// The table printed at the end of a drill.
     pub fn table(&self) -> String {
         let mut text = format!(
-            "{:<10} {:>6} | {:>28} | {:>28} | {:>5}\n{:<10} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>5}\n",
-            "scenario", "cycles", "detection ms", "RTO ms (fault -> 1st commit)", "stale",
-            "", "", "p50", "p95", "p99", "max", "p50", "p95", "p99", "max", ""
+            "{:<17} {:>6} | {:>28} | {:>28} | {:>9} {:>8} {:>5}\n{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
+            "scenario", "cycles", "detection ms", "RTO ms", "failovers", "during", "stale",
+            "", "", "p50", "p95", "p99", "max", "p50", "p95", "p99", "max", "", "outage", ""
         );
         for (name, s) in &self.summary {
             text.push_str(&format!(
-                "{:<10} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>5}\n",
+                "{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
                 name,
                 s.cycles,
-                s.detection_ms.p50,
-                s.detection_ms.p95,
-                s.detection_ms.p99,
-                s.detection_ms.max,
+                shown(s.detection_ms.map(|d| d.p50)),
+                shown(s.detection_ms.map(|d| d.p95)),
+                shown(s.detection_ms.map(|d| d.p99)),
+                shown(s.detection_ms.map(|d| d.max)),
                 s.rto_ms.p50,
                 s.rto_ms.p95,
                 s.rto_ms.p99,
                 s.rto_ms.max,
+                s.failovers,
+                shown(s.committed_during_outage),
                 s.stale_commits
             ));
         }
+        text.push_str(
+            "RTO: leader faults, fault -> the successor's first commit; outages, the service back -> the first commit after it\n",
+        );
         text.push_str(&format!(
             "faults {} | acknowledged {} | lost {} | duplicated {} | unexpected {} | false failovers {}\n",
             self.faults,
@@ -178,6 +192,11 @@ impl DrillReport {
         ));
         text
     }
+}
+
+/// A number, or `-` where there is none.
+fn shown(value: Option<i64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |n| n.to_string())
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::drill::infra_control::InfraControl;
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::report::{DrillReport, MemoryReport};
-use crate::drill::scenario::{run_cycle, FaultSequence, Scenario};
+use crate::drill::scenario::{run_cycle, FaultContext, FaultSequence, Scenario};
 use crate::drill::timeline::{render, Marker};
 use crate::drill::verify::{verify, write_ids};
 use crate::drill::{connect_postgres, DrillError};
@@ -37,12 +38,24 @@ pub struct DrillPlan {
     pub out: PathBuf,
     /// PostgreSQL to verify against.
     pub postgres_url: String,
+    /// `scripts/infra`, for the dependency outages.
+    pub infra_script: PathBuf,
+    /// How long Redis and PostgreSQL stay down in their outages.
+    pub outage: Duration,
+    /// ZooKeeper's client port.
+    pub zookeeper_port: u16,
 }
 
 /// Runs the drill and writes its report.
 pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     std::fs::create_dir_all(&plan.out)?;
-    let postgres = connect_postgres(&plan.postgres_url).await?;
+    let mut context = FaultContext {
+        postgres: connect_postgres(&plan.postgres_url).await?,
+        postgres_url: plan.postgres_url.clone(),
+        infra: InfraControl::new(plan.infra_script.clone()),
+        outage: plan.outage,
+        zookeeper_port: plan.zookeeper_port,
+    };
     let mut cluster = LocalCluster::start(plan.nodes, &plan.out.join("logs")).await?;
     cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
     let load = RunningLoad::start(LoadPlan {
@@ -58,11 +71,11 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
             Scenario::Mixed => sequence.next_scenario(),
             single => single,
         };
-        let result = run_cycle(&mut cluster, &postgres, scenario, cycle).await?;
+        let result = run_cycle(&mut cluster, &mut context, scenario, cycle).await?;
         tracing::info!(
             cycle,
             ?scenario,
-            detection_ms = result.detection_ms,
+            detection_ms = ?result.detection_ms,
             rto_ms = result.rto_ms,
             "drill cycle"
         );
@@ -70,13 +83,14 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         tokio::time::sleep(plan.settle).await;
     }
     let memory = memory_under_load(&cluster).await;
+    let postgres = &context.postgres;
     let outcome = load.finish().await;
     write_ids(&plan.out.join("acked.txt"), &outcome.acked)?;
-    let mut verdict = verify(&postgres, &cluster.topic, &outcome.acked).await?;
+    let mut verdict = verify(postgres, &cluster.topic, &outcome.acked).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while verdict.lost > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        verdict = verify(&postgres, &cluster.topic, &outcome.acked).await?;
+        verdict = verify(postgres, &cluster.topic, &outcome.acked).await?;
     }
     let failovers: i64 = postgres
         .query_one(
@@ -87,7 +101,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         .get(0);
     let expected: i64 = 1 + cycles
         .iter()
-        .map(|c| c.scenario.faults() as i64)
+        .map(|c| c.scenario.expected_failovers(c.failovers))
         .sum::<i64>();
     let report = DrillReport::new(
         plan.scenario,
@@ -103,7 +117,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     )?;
     std::fs::write(
         plan.out.join("timeline.svg"),
-        timeline(&postgres, &cluster, &report).await?,
+        timeline(postgres, &cluster, &report).await?,
     )?;
     Ok(report)
 }
@@ -164,7 +178,7 @@ async fn timeline(
         .iter()
         .map(|cycle| Marker {
             at: cycle.fault_at,
-            label: format!("{:?}", cycle.scenario).to_lowercase(),
+            label: cycle.scenario.name(),
         })
         .collect();
     Ok(render(&committed, TIMELINE_BUCKET_MS, &faults, &leadership))

@@ -1,20 +1,39 @@
 //! Owns the injected faults and one drill cycle: find the leader, inject the
-//! fault, wait for the successor's first commit, put the cluster back to full
-//! strength, and measure what happened from PostgreSQL's own records.
+//! fault, wait for the successor's first commit (or, for a dependency outage,
+//! for commits to resume), put the cluster back to full strength, and measure
+//! what happened from PostgreSQL's own records.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 use serde::Serialize;
+use tokio_postgres::types::ToSql;
 
+use crate::drill::infra_control::{InfraControl, Service};
 use crate::drill::local_cluster::LocalCluster;
-use crate::drill::DrillError;
+use crate::drill::network_cut::Cut;
+use crate::drill::{connect_postgres, DrillError};
 
 /// How long a cycle may wait for a leader or a commit.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A fault to inject into the leader.
+/// The first commit by an epoch: topic, epoch.
+const FIRST_COMMIT_OF_EPOCH: &str =
+    "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND epoch = $2";
+/// The first commit at or after a time: topic, time.
+const FIRST_COMMIT_AFTER: &str =
+    "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND stored_at >= $2";
+/// When the successor of an epoch noticed its predecessor was gone: cluster, epoch.
+const DETECTION_OF_EPOCH: &str =
+    "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
+
+/// How long leadership must stay put after an outage before the cycle is
+/// measured (a few session timeouts: a re-election after ZooKeeper returns
+/// happens within one).
+const STABLE_LEADERSHIP: Duration = Duration::from_millis(1500);
+
+/// A fault to inject: into the leader, or into a dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
@@ -26,20 +45,39 @@ pub enum Scenario {
     Stepdown,
     /// SIGSTOP the leader past its session, SIGCONT after the successor commits.
     Sigstop,
+    /// Cut the leader off from ZooKeeper only; it can still reach PostgreSQL,
+    /// so only the database fence stops it. Healed after the successor commits.
+    ZookeeperCut,
+    /// Cut the leader off from everything. Healed after the successor commits.
+    Partition,
     /// SIGKILL the leader, then its successor as soon as it claims leadership.
     Cascade,
-    /// A random sequence of the above, from a printed seed.
+    /// Restart ZooKeeper (stop, start at once).
+    ZookeeperRestart,
+    /// Restart the Kafka broker.
+    BrokerRestart,
+    /// Redis down for the outage time.
+    RedisOutage,
+    /// PostgreSQL down for the outage time.
+    PostgresOutage,
+    /// A random sequence of all the above, from a printed seed.
     Mixed,
 }
 
 impl Scenario {
     /// The scenarios `Mixed` draws from.
-    pub const SINGLE: [Scenario; 5] = [
+    pub const SINGLE: [Scenario; 11] = [
         Scenario::Sigkill,
         Scenario::Sigterm,
         Scenario::Stepdown,
         Scenario::Sigstop,
+        Scenario::ZookeeperCut,
+        Scenario::Partition,
         Scenario::Cascade,
+        Scenario::ZookeeperRestart,
+        Scenario::BrokerRestart,
+        Scenario::RedisOutage,
+        Scenario::PostgresOutage,
     ];
 
     /// Injected faults per cycle (a cascade kills two leaders).
@@ -50,6 +88,48 @@ impl Scenario {
             1
         }
     }
+
+    /// The name on the command line (`zookeeper-cut`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map_or_else(|| format!("{self:?}"), |value| value.get_name().to_owned())
+    }
+
+    /// The dependency a scenario takes down, if it is an outage.
+    pub fn outage_of(self) -> Option<Service> {
+        match self {
+            Scenario::ZookeeperRestart => Some(Service::Zookeeper),
+            Scenario::BrokerRestart => Some(Service::Kafka),
+            Scenario::RedisOutage => Some(Service::Redis),
+            Scenario::PostgresOutage => Some(Service::Postgres),
+            _ => None,
+        }
+    }
+
+    /// Leadership changes this fault is meant to cause, given `observed`: a
+    /// leader fault causes one per fault; a ZooKeeper restart may cause one
+    /// (a new election once ZooKeeper is back); no other outage may.
+    pub fn expected_failovers(self, observed: i64) -> i64 {
+        match self {
+            Scenario::ZookeeperRestart => observed,
+            other if other.outage_of().is_some() => 0,
+            other => other.faults() as i64,
+        }
+    }
+}
+
+/// What a cycle needs besides the cluster.
+pub struct FaultContext {
+    /// PostgreSQL for the measurements (replaced after a PostgreSQL outage).
+    pub postgres: tokio_postgres::Client,
+    /// Its URL, to reconnect.
+    pub postgres_url: String,
+    /// Stops and starts dependencies.
+    pub infra: InfraControl,
+    /// How long Redis and PostgreSQL stay down.
+    pub outage: Duration,
+    /// ZooKeeper's client port (what a ZooKeeper cut drops).
+    pub zookeeper_port: u16,
 }
 
 /// What one cycle measured.
@@ -63,27 +143,40 @@ pub struct CycleResult {
     pub fault_at: DateTime<Utc>,
     /// The leader's epoch before.
     pub epoch_before: i64,
-    /// The final successor's epoch.
+    /// The final leader's epoch.
     pub epoch_after: i64,
-    /// Fault to the successor's detection of the loss (from `failover_events`).
-    pub detection_ms: i64,
-    /// Fault to the successor's first commit (from `log_events.stored_at`): the RTO.
+    /// Fault to the successor's detection of the loss (from `failover_events`);
+    /// none for a dependency outage.
+    pub detection_ms: Option<i64>,
+    /// Leader faults: fault to the successor's first commit (the RTO).
+    /// Outages: the dependency back to the first commit after it.
     pub rto_ms: i64,
-    /// Rows of an older epoch stored after the successor's first commit (must be 0).
+    /// How long the dependency was down (outages only).
+    pub outage_ms: Option<i64>,
+    /// Events committed while the dependency was down (outages only): a Redis
+    /// or ZooKeeper outage must not stop the leader.
+    pub committed_during_outage: Option<i64>,
+    /// Leadership changes during the cycle.
+    pub failovers: i64,
+    /// Rows of an older epoch stored after the final leader's first commit (must be 0).
     pub stale_commits: i64,
 }
 
-/// Runs one cycle of `scenario` against `cluster`, whose current epoch is `epoch`.
+/// Runs one cycle of `scenario` against `cluster`.
 pub async fn run_cycle(
     cluster: &mut LocalCluster,
-    postgres: &tokio_postgres::Client,
+    context: &mut FaultContext,
     scenario: Scenario,
     cycle: usize,
 ) -> Result<CycleResult, DrillError> {
     let (leader, epoch_before) = cluster.wait_for_leader(0, CYCLE_TIMEOUT).await?;
+    if let Some(service) = scenario.outage_of() {
+        return run_outage(cluster, context, scenario, service, cycle, epoch_before).await;
+    }
     let fault_at = Utc::now();
     let mut restart = Vec::new();
     let mut resume = None;
+    let mut heal = None;
     let mut above = epoch_before;
     match scenario {
         Scenario::Sigkill => {
@@ -103,6 +196,19 @@ pub async fn run_cycle(
             cluster.signal(leader, Signal::SIGSTOP)?;
             resume = Some(leader);
         }
+        Scenario::ZookeeperCut => {
+            cluster.cut(
+                leader,
+                Cut::Zookeeper {
+                    port: context.zookeeper_port,
+                },
+            )?;
+            heal = Some(leader);
+        }
+        Scenario::Partition => {
+            cluster.cut(leader, Cut::Everything)?;
+            heal = Some(leader);
+        }
         Scenario::Cascade => {
             cluster.signal(leader, Signal::SIGKILL)?;
             drop(cluster.take_node(leader));
@@ -113,40 +219,121 @@ pub async fn run_cycle(
             restart.push(second);
             above = second_epoch;
         }
-        Scenario::Mixed => {
-            return Err(DrillError::Malformed(
-                "a mixed drill picks a single scenario per cycle".into(),
-            ))
+        Scenario::Mixed
+        | Scenario::ZookeeperRestart
+        | Scenario::BrokerRestart
+        | Scenario::RedisOutage
+        | Scenario::PostgresOutage => {
+            return Err(DrillError::Malformed(format!(
+                "{scenario:?} is not a fault of the leader"
+            )))
         }
     }
     let (_, epoch_after) = cluster.wait_for_leader(above, CYCLE_TIMEOUT).await?;
-    let first_commit = first_commit_of(postgres, &cluster.topic, epoch_after).await?;
-    let detected_at = detection_of(postgres, &cluster.name, epoch_after).await?;
+    let postgres = &context.postgres;
+    let settled = Settled::measure(postgres, cluster, epoch_before, epoch_after).await?;
+    let detected_at = first_time(
+        postgres,
+        DETECTION_OF_EPOCH,
+        &[&cluster.name, &epoch_after],
+        format!("the failover record of epoch {epoch_after}"),
+    )
+    .await?;
     if let Some(slot) = resume {
         cluster.signal(slot, Signal::SIGCONT)?;
+        cluster.wait_for_standby(slot, CYCLE_TIMEOUT).await?;
+    }
+    if let Some(slot) = heal {
+        cluster.heal(slot)?;
         cluster.wait_for_standby(slot, CYCLE_TIMEOUT).await?;
     }
     for slot in restart {
         cluster.start_node(slot)?;
         cluster.wait_for_standby(slot, CYCLE_TIMEOUT).await?;
     }
-    let stale_commits: i64 = postgres
-        .query_one(
-            "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND epoch < $2 AND stored_at > $3",
-            &[&cluster.topic, &epoch_after, &first_commit],
-        )
-        .await?
-        .get(0);
     Ok(CycleResult {
         cycle,
         scenario,
         fault_at,
         epoch_before,
         epoch_after,
-        detection_ms: (detected_at - fault_at).num_milliseconds(),
-        rto_ms: (first_commit - fault_at).num_milliseconds(),
-        stale_commits,
+        detection_ms: Some((detected_at - fault_at).num_milliseconds()),
+        rto_ms: (settled.first_commit - fault_at).num_milliseconds(),
+        outage_ms: None,
+        committed_during_outage: None,
+        failovers: settled.failovers,
+        stale_commits: settled.stale_commits,
     })
+}
+
+/// A dependency down (a restart: down and straight back up; an outage: down
+/// for `context.outage`), then back; the cluster must carry on by itself.
+async fn run_outage(
+    cluster: &mut LocalCluster,
+    context: &mut FaultContext,
+    scenario: Scenario,
+    service: Service,
+    cycle: usize,
+    epoch_before: i64,
+) -> Result<CycleResult, DrillError> {
+    let fault_at = Utc::now();
+    context.infra.stop(service)?;
+    if matches!(scenario, Scenario::RedisOutage | Scenario::PostgresOutage) {
+        tokio::time::sleep(context.outage).await;
+    }
+    context.infra.start(service)?;
+    let restored_at = Utc::now();
+    if service == Service::Postgres {
+        context.postgres = reconnect(&context.postgres_url).await?;
+    }
+    for slot in 0..cluster.nodes.len() {
+        cluster
+            .wait_for_standby_or_leader(slot, CYCLE_TIMEOUT)
+            .await?;
+    }
+    let (_, epoch_after) = cluster
+        .wait_for_stable_leader(STABLE_LEADERSHIP, CYCLE_TIMEOUT)
+        .await?;
+    let postgres = &context.postgres;
+    let resumed_at = first_time(
+        postgres,
+        FIRST_COMMIT_AFTER,
+        &[&cluster.topic, &restored_at],
+        format!("a commit after {restored_at}"),
+    )
+    .await?;
+    let committed_during_outage: i64 = postgres
+        .query_one(
+            "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND stored_at > $2 AND stored_at < $3",
+            &[&cluster.topic, &fault_at, &restored_at],
+        )
+        .await?
+        .get(0);
+    let settled = Settled::measure(postgres, cluster, epoch_before, epoch_after).await?;
+    Ok(CycleResult {
+        cycle,
+        scenario,
+        fault_at,
+        epoch_before,
+        epoch_after,
+        detection_ms: None,
+        rto_ms: (resumed_at - restored_at).num_milliseconds(),
+        outage_ms: Some((restored_at - fault_at).num_milliseconds()),
+        committed_during_outage: Some(committed_during_outage),
+        failovers: settled.failovers,
+        stale_commits: settled.stale_commits,
+    })
+}
+
+async fn reconnect(url: &str) -> Result<tokio_postgres::Client, DrillError> {
+    let deadline = tokio::time::Instant::now() + CYCLE_TIMEOUT;
+    loop {
+        match connect_postgres(url).await {
+            Ok(client) => return Ok(client),
+            Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// The first node to claim an epoch above `epoch` (leading or still taking over).
@@ -168,49 +355,70 @@ async fn claimant(cluster: &LocalCluster, epoch: i64) -> Result<(usize, i64), Dr
     ))
 }
 
-async fn first_commit_of(
-    postgres: &tokio_postgres::Client,
-    topic: &str,
-    epoch: i64,
-) -> Result<DateTime<Utc>, DrillError> {
-    let deadline = tokio::time::Instant::now() + CYCLE_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        let first: Option<DateTime<Utc>> = postgres
+/// What every cycle measures once leadership settled on an epoch.
+struct Settled {
+    /// The settled epoch's first commit.
+    first_commit: DateTime<Utc>,
+    /// Leadership changes since the cycle's first epoch.
+    failovers: i64,
+    /// Rows of an older epoch stored after that first commit (must be 0).
+    stale_commits: i64,
+}
+
+impl Settled {
+    async fn measure(
+        postgres: &tokio_postgres::Client,
+        cluster: &LocalCluster,
+        epoch_before: i64,
+        epoch_after: i64,
+    ) -> Result<Self, DrillError> {
+        let what = format!("a commit by epoch {epoch_after}");
+        let first_commit = first_time(
+            postgres,
+            FIRST_COMMIT_OF_EPOCH,
+            &[&cluster.topic, &epoch_after],
+            what,
+        )
+        .await?;
+        let failovers = postgres
             .query_one(
-                "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND epoch = $2",
-                &[&topic, &epoch],
+                "SELECT COUNT(*) FROM failover_events WHERE cluster = $1 AND epoch > $2 AND epoch <= $3",
+                &[&cluster.name, &epoch_before, &epoch_after],
             )
             .await?
             .get(0);
-        if let Some(first) = first {
-            return Ok(first);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stale_commits = postgres
+            .query_one(
+                "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND epoch < $2 AND stored_at > $3",
+                &[&cluster.topic, &epoch_after, &first_commit],
+            )
+            .await?
+            .get(0);
+        Ok(Self {
+            first_commit,
+            failovers,
+            stale_commits,
+        })
     }
-    Err(DrillError::Timeout(format!("a commit by epoch {epoch}")))
 }
 
-async fn detection_of(
+/// Polls `sql` (one timestamp column, NULL or no row until it exists) until it
+/// answers, for up to a cycle's timeout.
+async fn first_time(
     postgres: &tokio_postgres::Client,
-    cluster: &str,
-    epoch: i64,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: String,
 ) -> Result<DateTime<Utc>, DrillError> {
     let deadline = tokio::time::Instant::now() + CYCLE_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        if let Some(row) = postgres
-            .query_opt(
-                "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2",
-                &[&cluster, &epoch],
-            )
-            .await?
-        {
-            return Ok(row.get(0));
+        let row = postgres.query_opt(sql, params).await?;
+        if let Some(at) = row.and_then(|row| row.get::<_, Option<DateTime<Utc>>>(0)) {
+            return Ok(at);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(DrillError::Timeout(format!(
-        "the failover record of epoch {epoch}"
-    )))
+    Err(DrillError::Timeout(what))
 }
 
 /// A small deterministic generator (splitmix64) for the mixed sequence: the

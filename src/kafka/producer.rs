@@ -8,18 +8,23 @@
 //!
 //! A broker that restarts may forget the producer's id (`UnknownProducerId`);
 //! librdkafka then retries with the stale id until every record times out, for
-//! ever. So a delivery that fails for any reason other than the record itself
-//! renews the producer (a new id), at most once per [`RENEWAL_INTERVAL`]. Records
-//! still queued in the old producer fail and were answered 503: nothing
+//! ever — and the local broker (tansu 0.6) does worse: a produce with an id it
+//! half-knows panics its storage task, and it never serves again. So the
+//! producer is renewed (a new id, asked of the broker that answers next) when
+//! every broker connection is lost, and when a delivery fails for any reason
+//! other than the record itself, at most once per [`RENEWAL_INTERVAL`]. The old
+//! producer's records are purged at once, so not one of them reaches a restarted
+//! broker under the old id; their publishers were answered 503: nothing
 //! acknowledged is lost.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use serde::Serialize;
@@ -54,12 +59,32 @@ pub struct RecordPosition {
 
 /// One librdkafka producer and the generation that tells renewals apart.
 struct ProducerGeneration {
-    producer: FutureProducer,
+    producer: FutureProducer<BrokerLossWatch>,
     generation: u64,
+}
+
+/// The producer's librdkafka context: asks for a renewal of its generation
+/// when every broker connection is lost.
+struct BrokerLossWatch {
+    renewals: mpsc::Sender<u64>,
+    generation: u64,
+}
+
+impl ClientContext for BrokerLossWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            return;
+        }
+        // Renewed on the renewal thread, not here: dropping the old producer
+        // on librdkafka's thread would join the very thread it runs on.
+        let _ = self.renewals.send(self.generation);
+    }
 }
 
 struct Shared {
     settings: ClientConfig,
+    renewals: mpsc::Sender<u64>,
     current: ArcSwap<ProducerGeneration>,
     last_renewal: Mutex<Instant>,
     topic: String,
@@ -81,19 +106,36 @@ impl EventProducer {
             .set("acks", "all")
             .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
             .set("linger.ms", "2");
-        let producer = settings.create()?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                settings,
-                current: ArcSwap::from_pointee(ProducerGeneration {
-                    producer,
-                    generation: 0,
-                }),
-                last_renewal: Mutex::new(Instant::now()),
-                topic: kafka.topic.clone(),
-                enqueue_timeout: Duration::from_millis(kafka.message_timeout_ms),
+        let (renewals, requests) = mpsc::channel();
+        let producer = settings.create_with_context(BrokerLossWatch {
+            renewals: renewals.clone(),
+            generation: 0,
+        })?;
+        let shared = Arc::new(Shared {
+            settings,
+            renewals,
+            current: ArcSwap::from_pointee(ProducerGeneration {
+                producer,
+                generation: 0,
             }),
-        })
+            last_renewal: Mutex::new(Instant::now()),
+            topic: kafka.topic.clone(),
+            enqueue_timeout: Duration::from_millis(kafka.message_timeout_ms),
+        });
+        // Ends when the producer is dropped (every sender lives inside it).
+        let renewer = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("kafka-producer-renewal".into())
+            .spawn(move || {
+                for generation in requests {
+                    let Some(shared) = renewer.upgrade() else {
+                        break;
+                    };
+                    shared.renew(generation, "every broker connection was lost");
+                }
+            })
+            .map_err(|error| KafkaError::ClientCreation(error.to_string()))?;
+        Ok(Self { shared })
     }
 
     /// Publishes one event and waits for the broker's acknowledgement. The
@@ -126,7 +168,7 @@ impl EventProducer {
             }),
             Err((error, _)) => {
                 if !is_record_error(&error) {
-                    self.renew(active.generation, &error);
+                    self.shared.renew(active.generation, &error.to_string());
                 }
                 Err(PublishError::Unacknowledged(error))
             }
@@ -137,25 +179,37 @@ impl EventProducer {
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.shared.current.load().producer.flush(timeout)
     }
+}
 
-    fn renew(&self, failed_generation: u64, cause: &KafkaError) {
-        let mut last_renewal = match self.shared.last_renewal.lock() {
+impl Shared {
+    /// Replaces the producer of `failed_generation` (if it is still the
+    /// current one and the last renewal is old enough) and purges the old one's
+    /// records, which fail their publishers.
+    fn renew(&self, failed_generation: u64, cause: &str) {
+        let mut last_renewal = match self.last_renewal.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let current = self.shared.current.load();
+        let current = self.current.load_full();
         if current.generation != failed_generation || last_renewal.elapsed() < RENEWAL_INTERVAL {
             return;
         }
-        match self.shared.settings.create::<FutureProducer>() {
+        let generation = current.generation + 1;
+        let created = self.settings.create_with_context(BrokerLossWatch {
+            renewals: self.renewals.clone(),
+            generation,
+        });
+        match created {
             Ok(producer) => {
-                let generation = current.generation + 1;
-                self.shared.current.store(Arc::new(ProducerGeneration {
+                self.current.store(Arc::new(ProducerGeneration {
                     producer,
                     generation,
                 }));
                 *last_renewal = Instant::now();
-                tracing::warn!(generation, %cause, "renewed the kafka producer after a failed delivery");
+                current
+                    .producer
+                    .purge(PurgeConfig::default().queue().inflight());
+                tracing::warn!(generation, cause, "renewed the kafka producer");
             }
             Err(error) => tracing::error!(%error, "could not renew the kafka producer"),
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 pub mod cluster;
+pub mod drill_run;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

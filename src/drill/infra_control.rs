@@ -1,0 +1,89 @@
+//! Owns stopping and starting the local infrastructure for the dependency
+//! outage drills, through the same `scripts/infra down|up <service>` that
+//! started it: the drill restarts ZooKeeper, the broker, Redis and PostgreSQL
+//! the way an operator (or a crash and a supervisor) would.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::drill::DrillError;
+
+/// A service of the local infrastructure, named as `scripts/infra` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// ZooKeeper.
+    Zookeeper,
+    /// The Kafka-protocol broker.
+    Kafka,
+    /// Redis.
+    Redis,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Zookeeper => "zookeeper",
+            Service::Kafka => "kafka",
+            Service::Redis => "redis",
+            Service::Postgres => "postgres",
+        }
+    }
+}
+
+/// Runs the infrastructure script.
+#[derive(Debug, Clone)]
+pub struct InfraControl {
+    script: PathBuf,
+}
+
+impl InfraControl {
+    /// Control through `script` (normally `scripts/infra`).
+    pub fn new(script: PathBuf) -> Self {
+        Self { script }
+    }
+
+    /// Stops `service`; returns when it is down. A service this script did not
+    /// start is left alone by it, which would make the drill measure nothing:
+    /// that is an error.
+    pub fn stop(&self, service: Service) -> Result<(), DrillError> {
+        self.run("down", service)?;
+        let status = self.run("status", service)?;
+        if status.contains(&format!("{}: stopped", service.name())) {
+            Ok(())
+        } else {
+            Err(DrillError::Fault(format!(
+                "{} is still running after `{} down {}` (not started by that script?)",
+                service.name(),
+                self.script.display(),
+                service.name()
+            )))
+        }
+    }
+
+    /// Starts `service`; returns when it answers.
+    pub fn start(&self, service: Service) -> Result<(), DrillError> {
+        self.run("up", service).map(drop)
+    }
+
+    /// Runs `script action service`; its standard output.
+    fn run(&self, action: &str, service: Service) -> Result<String, DrillError> {
+        let output = Command::new(&self.script)
+            .args([action, service.name()])
+            .output()
+            .map_err(|error| {
+                DrillError::Fault(format!("{} {action}: {error}", self.script.display()))
+            })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(DrillError::Fault(format!(
+                "{} {action} {}: {}",
+                self.script.display(),
+                service.name(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Dependency outages, for real: Redis and PostgreSQL stopped for a while,
+//! the broker and ZooKeeper restarted, each under load through `understudy
+//! drill`, which stops and starts them with `scripts/infra`. Nothing may be
+//! lost or duplicated, no node may need a restart, and only a ZooKeeper
+//! restart may move leadership. One test, so nothing else in this binary runs
+//! while a service is down.
+
+mod common;
+
+use common::drill_run::{assert_exactly_once, drill};
+
+#[test]
+fn dependency_outages_lose_nothing_and_need_no_restart() {
+    for scenario in [
+        "redis-outage",
+        "postgres-outage",
+        "broker-restart",
+        "zookeeper-restart",
+    ] {
+        let report = drill(scenario, 1, &["--outage", "2s"]);
+        eprintln!("{scenario}: {}", report["cycles"][0]);
+        assert_exactly_once(&report, 1);
+        assert_eq!(report["false_failovers"], 0, "{report}");
+        let cycle = &report["cycles"][0];
+        assert!(
+            cycle["rto_ms"].as_i64().is_some_and(|ms| ms >= 0),
+            "{cycle}"
+        );
+        match scenario {
+            // ZooKeeper is the authority, not Redis: the leader keeps committing.
+            "redis-outage" => {
+                assert_eq!(cycle["failovers"], 0, "{cycle}");
+                assert!(
+                    cycle["committed_during_outage"].as_i64() > Some(0),
+                    "{cycle}"
+                );
+            }
+            // A leader that cannot reach ZooKeeper leads on under the fence.
+            "zookeeper-restart" => {
+                assert!(
+                    cycle["committed_during_outage"].as_i64() > Some(0),
+                    "{cycle}"
+                );
+            }
+            _ => assert_eq!(cycle["failovers"], 0, "{cycle}"),
+        }
+    }
+}
