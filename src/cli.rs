@@ -99,6 +99,28 @@ pub enum Command {
         #[arg(long, default_value = "scripts/infra")]
         infra_script: std::path::PathBuf,
     },
+    /// Measure sink, read path, end-to-end and failover beside their baselines.
+    Bench {
+        /// Events pre-filled into a topic, read back and drained (the goal is ≥ 1M).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// How long each end-to-end rate step lasts, e.g. `10s`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        step: Duration,
+        /// Directory for bench.json and the clusters' logs.
+        #[arg(long, default_value = "bench-results")]
+        out: std::path::PathBuf,
+    },
+    /// One member of a plain Kafka consumer group (the bench's comparison).
+    #[command(hide = true)]
+    BenchGroupMember {
+        /// Topic to subscribe to.
+        #[arg(long)]
+        topic: String,
+        /// Group to join.
+        #[arg(long)]
+        group: String,
+    },
 }
 
 /// What `understudy migrate` does.

@@ -21,9 +21,11 @@
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
 //! - [`drill`]: load generation, verification and failover drills.
+//! - [`bench`]: throughput, latency and failover benchmarks beside their baselines.
 //! - [`web`]: the HTTP surfaces of the gateway and the node.
 
 pub mod actors;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod consumer_state;

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
+use understudy::bench::{self, group_failover, BenchPlan};
 use understudy::cli::{Cli, Command, MigrateDirection};
 use understudy::config::{Config, Role};
 use understudy::drill::load::{self, LoadPlan};
@@ -21,7 +22,9 @@ fn main() -> anyhow::Result<()> {
         | Command::Config
         | Command::Loadgen { .. }
         | Command::Verify { .. }
-        | Command::Drill { .. } => Role::Tool,
+        | Command::Drill { .. }
+        | Command::Bench { .. }
+        | Command::BenchGroupMember { .. } => Role::Tool,
     };
     let config = Config::load(cli.config.as_deref(), role)?;
     let service = match role {
@@ -141,6 +144,21 @@ fn main() -> anyhow::Result<()> {
                 anyhow::bail!("the drill found lost, duplicated or stale-epoch events");
             }
             Ok(())
+        }
+        Command::Bench { events, step, out } => {
+            println!("bench: {events} events, end-to-end steps of {step:?}");
+            let plan = BenchPlan {
+                events,
+                step,
+                out: out.clone(),
+            };
+            let report = runtime()?.block_on(bench::run(&config, &plan))?;
+            print!("{}", report.table());
+            println!("report: {}/bench.json", out.display());
+            Ok(())
+        }
+        Command::BenchGroupMember { topic, group } => {
+            Ok(runtime()?.block_on(group_failover::run_member(&config.kafka, &topic, &group))?)
         }
     }
 }

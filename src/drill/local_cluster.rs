@@ -136,10 +136,20 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts a gateway and `node_count` nodes; logs go to `logs`.
     pub async fn start(node_count: usize, logs: &Path) -> Result<Self, DrillError> {
+        Self::start_on(None, node_count, logs).await
+    }
+
+    /// Starts a cluster on `topic` (one of its own when `None`: the gateway
+    /// creates it).
+    pub async fn start_on(
+        topic: Option<String>,
+        node_count: usize,
+        logs: &Path,
+    ) -> Result<Self, DrillError> {
         std::fs::create_dir_all(logs)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let name = format!("drill_{id}");
-        let topic = format!("drill-{id}");
+        let topic = topic.unwrap_or_else(|| format!("drill-{id}"));
         let env = [
             ("UNDERSTUDY_CLUSTER".to_owned(), name.clone()),
             ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), topic.clone()),

@@ -1,0 +1,97 @@
+//! Owns the end-to-end benchmark: events offered to the gateway in batches at
+//! rising rates, each step held for a while, until a rate no longer holds. A
+//! step holds when the gateway acknowledged at least 95 % of what was offered
+//! and the leader had stored all of it within two seconds of the load
+//! stopping. Latency is the gateway's acceptance (`received_at`) to the row's
+//! commit (`stored_at`), from PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::bench::{stored_events, BenchError};
+use crate::drill::load::{LoadPlan, RunningLoad};
+use crate::drill::local_cluster::LocalCluster;
+
+/// Events per request.
+const BATCH: usize = 100;
+/// How long the backlog may take to drain after a step for it to hold.
+const DRAIN_ALLOWANCE: Duration = Duration::from_secs(2);
+
+/// One rate step.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateStep {
+    /// Offered events per second.
+    pub offered_per_s: u32,
+    /// Acknowledged events per second.
+    pub acked_per_s: f64,
+    /// Time from the load stopping until everything acknowledged was stored, ms.
+    pub drain_ms: i64,
+    /// Gateway acceptance to commit, median, ms.
+    pub latency_p50_ms: f64,
+    /// Gateway acceptance to commit, 99th percentile, ms.
+    pub latency_p99_ms: f64,
+    /// Whether the step held.
+    pub held: bool,
+}
+
+/// Runs the steps from `start` events/s, doubling, for `step` each.
+pub async fn find_steady_rate(
+    cluster: &LocalCluster,
+    postgres: &tokio_postgres::Client,
+    start: u32,
+    step: Duration,
+    max_steps: usize,
+) -> Result<Vec<RateStep>, BenchError> {
+    cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let mut steps = Vec::new();
+    let mut stored_before = stored_events(postgres, &cluster.topic).await?;
+    let mut rate = start;
+    for _ in 0..max_steps {
+        let began = Utc::now();
+        let load = RunningLoad::start(LoadPlan {
+            gateway: cluster.gateway.base_url.clone(),
+            rate,
+            batch_size: BATCH,
+        });
+        tokio::time::sleep(step).await;
+        let outcome = load.finish().await;
+        let stopped = Instant::now();
+        let ended = Utc::now();
+        let acked = i64::try_from(outcome.acked.len()).unwrap_or(i64::MAX);
+        let expected = stored_before + acked;
+        let mut now_stored = stored_events(postgres, &cluster.topic).await?;
+        while now_stored < expected && stopped.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            now_stored = stored_events(postgres, &cluster.topic).await?;
+        }
+        let drain = stopped.elapsed();
+        stored_before = now_stored;
+        let latency = postgres
+            .query_one(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)), \
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)) \
+                 FROM log_events WHERE topic = $1 AND received_at >= $2 AND received_at <= $3",
+                &[&cluster.topic, &began, &ended],
+            )
+            .await?;
+        let acked_per_s = acked as f64 / step.as_secs_f64();
+        let result = RateStep {
+            offered_per_s: rate,
+            acked_per_s,
+            drain_ms: i64::try_from(drain.as_millis()).unwrap_or(i64::MAX),
+            latency_p50_ms: latency.get::<_, Option<f64>>(0).unwrap_or(0.0) * 1000.0,
+            latency_p99_ms: latency.get::<_, Option<f64>>(1).unwrap_or(0.0) * 1000.0,
+            held: acked_per_s >= 0.95 * f64::from(rate) && drain <= DRAIN_ALLOWANCE,
+        };
+        tracing::info!(?result, "end-to-end step");
+        let held = result.held;
+        steps.push(result);
+        if !held {
+            break;
+        }
+        rate = rate.saturating_mul(2);
+    }
+    Ok(steps)
+}

@@ -1,0 +1,250 @@
+//! Owns `understudy bench`: each number beside its baseline, measured in the
+//! same run on the same broker and database, reported as a ratio.
+//!
+//! - [`bare_clients`]: a bare producer (fills the topic; the producer baseline)
+//!   and a bare consumer (the read baseline).
+//! - [`read_path`]: the node's reader plus event decoding over the same topic.
+//! - [`sink_throughput`]: a leader draining the topic vs a raw `COPY`; memory.
+//! - [`end_to_end`]: gateway to PostgreSQL at rising rates, with latency.
+//! - [`group_failover`]: a plain Kafka consumer group's takeover after a
+//!   member dies, for comparison with our failover.
+
+pub mod bare_clients;
+pub mod end_to_end;
+pub mod group_failover;
+pub mod read_path;
+pub mod sink_throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, KafkaConfig};
+use crate::drill::local_cluster::LocalCluster;
+use crate::drill::{connect_postgres, DrillError};
+use crate::kafka::topic::{ensure_topic, TopicError};
+
+/// Why a benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Kafka refused or failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The topic could not be created or read.
+    #[error("topic: {0}")]
+    Topic(#[from] TopicError),
+    /// PostgreSQL could not be queried.
+    #[error("postgresql: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The cluster under test failed.
+    #[error("cluster: {0}")]
+    Cluster(#[from] DrillError),
+    /// A file or process could not be handled.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// An event could not be encoded.
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A benchmark did not get the result it needs.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What `understudy bench` does.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// Events pre-filled and drained.
+    pub events: u64,
+    /// How long each end-to-end rate step lasts.
+    pub step: Duration,
+    /// Where `bench.json` and the clusters' logs go.
+    pub out: PathBuf,
+}
+
+/// Every number of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Events in the pre-filled topic.
+    pub events: u64,
+    /// Bare producer into the broker, events/s.
+    pub bare_producer_per_s: f64,
+    /// Bare consumer, events/s.
+    pub bare_consumer_per_s: f64,
+    /// The node's reader plus decoding, events/s.
+    pub read_path_per_s: f64,
+    /// Leader draining into PostgreSQL and the `COPY` bound; memory.
+    pub sink: sink_throughput::SinkResult,
+    /// End-to-end rate steps.
+    pub end_to_end: Vec<end_to_end::RateStep>,
+    /// A plain consumer group's takeover.
+    pub consumer_group: group_failover::GroupFailoverResult,
+}
+
+impl BenchReport {
+    /// The best end-to-end step that held.
+    pub fn steady(&self) -> Option<&end_to_end::RateStep> {
+        self.end_to_end
+            .iter()
+            .filter(|step| step.held)
+            .max_by(|a, b| a.acked_per_s.total_cmp(&b.acked_per_s))
+    }
+
+    /// The printed table: each number, its baseline, the ratio and the goal.
+    pub fn table(&self) -> String {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let steady = self.steady();
+        let steady_rate = steady.map_or(0.0, |step| step.acked_per_s);
+        let mut text = String::new();
+        text.push_str(&format!(
+            "{:<34} {:>12} {:>14} {:>7} {:>6}\n",
+            "measure", "events/s", "baseline/s", "ratio", "goal"
+        ));
+        for (name, value, baseline, goal) in [
+            (
+                "sink (leader -> postgresql)",
+                self.sink.sink_events_per_s,
+                self.sink.copy_events_per_s,
+                0.5,
+            ),
+            (
+                "read path (reader + decode)",
+                self.read_path_per_s,
+                self.bare_consumer_per_s,
+                0.9,
+            ),
+            (
+                "end to end (gateway -> postgresql)",
+                steady_rate,
+                self.bare_producer_per_s,
+                0.7,
+            ),
+        ] {
+            text.push_str(&format!(
+                "{:<34} {:>12.0} {:>14.0} {:>7.2} {:>6}\n",
+                name,
+                value,
+                baseline,
+                ratio(value, baseline),
+                format!(">={goal}")
+            ));
+        }
+        text.push_str(
+            "baselines: COPY of the same rows; bare rdkafka consumer; bare idempotent producer\n",
+        );
+        for step in &self.end_to_end {
+            text.push_str(&format!(
+                "  offered {:>6}/s: acked {:>8.0}/s, drained {:>5} ms after, latency p50 {:>6.1} ms p99 {:>7.1} ms, {}\n",
+                step.offered_per_s,
+                step.acked_per_s,
+                step.drain_ms,
+                step.latency_p50_ms,
+                step.latency_p99_ms,
+                if step.held { "held" } else { "did not hold" }
+            ));
+        }
+        let shown = |ms: Option<u64>| {
+            ms.map_or_else(
+                || format!("none within {} s", self.consumer_group.limit_s),
+                |ms| format!("{ms} ms"),
+            )
+        };
+        text.push_str(&format!(
+            "consumer group (session {} ms): SIGKILL takeover {}, SIGTERM takeover {}\n",
+            self.consumer_group.session_timeout_ms,
+            shown(self.consumer_group.sigkill_takeover_ms),
+            shown(self.consumer_group.sigterm_takeover_ms)
+        ));
+        text.push_str(&format!(
+            "RSS: leader draining (peak) {} KiB, standby {} KiB\n",
+            self.sink.leader_peak_rss_kib.unwrap_or(0),
+            self.sink.standby_rss_kib.unwrap_or(0)
+        ));
+        text
+    }
+}
+
+/// Runs every benchmark and writes `bench.json`.
+pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, BenchError> {
+    std::fs::create_dir_all(&plan.out)?;
+    let postgres = connect_postgres(&config.postgres.url).await?;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let kafka = KafkaConfig {
+        topic: format!("bench-{id}"),
+        ..config.kafka.clone()
+    };
+    let partitions = ensure_topic(&kafka).await?.partitions;
+    tracing::info!(events = plan.events, topic = %kafka.topic, "filling the topic with a bare producer");
+    let produced = bare_clients::produce(&kafka, &kafka.topic, plan.events).await?;
+    let per_s = |elapsed: Duration| plan.events as f64 / elapsed.as_secs_f64().max(1e-3);
+    let bare_producer_per_s = per_s(produced);
+    tracing::info!(bare_producer_per_s, "reading it back with a bare consumer");
+    let consumer_kafka = kafka.clone();
+    let consumer_partitions = partitions.clone();
+    let events = plan.events;
+    let consumed = tokio::task::spawn_blocking(move || {
+        bare_clients::consume(
+            &consumer_kafka,
+            &consumer_kafka.topic,
+            &consumer_partitions,
+            events,
+        )
+    })
+    .await
+    .map_err(|error| BenchError::Failed(error.to_string()))??;
+    tracing::info!("reading it with the node's reader");
+    let read = read_path::read_and_decode(config, &kafka.topic, &partitions, plan.events).await?;
+    tracing::info!("draining it into postgresql with a leader");
+    let sink = {
+        let cluster =
+            LocalCluster::start_on(Some(kafka.topic.clone()), 2, &plan.out.join("logs-sink"))
+                .await?;
+        let partition_count = i32::try_from(partitions.len()).unwrap_or(1);
+        sink_throughput::drain_vs_copy(&cluster, &postgres, plan.events, partition_count).await?
+    };
+    postgres
+        .execute("DELETE FROM log_events WHERE topic = $1", &[&kafka.topic])
+        .await?;
+    tracing::info!("end to end at rising rates");
+    let end_to_end = {
+        let cluster = LocalCluster::start(2, &plan.out.join("logs-end-to-end")).await?;
+        end_to_end::find_steady_rate(&cluster, &postgres, 1_000, plan.step, 7).await?
+    };
+    tracing::info!("a plain consumer group's takeover");
+    let group_kafka = KafkaConfig {
+        topic: format!("bench-group-{id}"),
+        partitions: 2,
+        ..config.kafka.clone()
+    };
+    ensure_topic(&group_kafka).await?;
+    let consumer_group = group_failover::compare(&group_kafka, &group_kafka.topic).await?;
+    let report = BenchReport {
+        events: plan.events,
+        bare_producer_per_s,
+        bare_consumer_per_s: per_s(consumed),
+        read_path_per_s: per_s(read),
+        sink,
+        end_to_end,
+        consumer_group,
+    };
+    std::fs::write(
+        plan.out.join("bench.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    Ok(report)
+}
+
+/// Events the leaders of every cluster stored for `topic` (their committed
+/// next offsets, summed: offsets start at 0 and every record is stored once).
+pub(crate) async fn stored_events(
+    postgres: &tokio_postgres::Client,
+    topic: &str,
+) -> Result<i64, BenchError> {
+    Ok(postgres
+        .query_one(
+            "SELECT COALESCE(SUM(next_offset), 0)::bigint FROM consumer_offsets WHERE topic = $1",
+            &[&topic],
+        )
+        .await?
+        .get(0))
+}

@@ -1,0 +1,143 @@
+//! Owns the sink benchmark: a leader draining a pre-filled topic into
+//! PostgreSQL (fenced transactions, offsets, `ON CONFLICT DO NOTHING`), beside
+//! its upper bound, a raw `COPY` of the same number of rows into the same table
+//! with the same indexes. Also samples the leader's and a standby's memory
+//! while the leader works flat out.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::SinkExt;
+use serde::Serialize;
+
+use crate::bench::bare_clients::bench_event;
+use crate::bench::{stored_events, BenchError};
+use crate::drill::local_cluster::LocalCluster;
+
+/// Rows per chunk sent to `COPY`.
+const COPY_CHUNK_ROWS: u64 = 10_000;
+
+/// What the sink benchmark measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkResult {
+    /// Events drained by the leader.
+    pub events: u64,
+    /// Leader: first commit to last commit, events per second.
+    pub sink_events_per_s: f64,
+    /// Raw `COPY` of the same number of rows, events per second.
+    pub copy_events_per_s: f64,
+    /// Highest leader RSS seen while draining, KiB.
+    pub leader_peak_rss_kib: Option<u64>,
+    /// A standby's RSS meanwhile, KiB.
+    pub standby_rss_kib: Option<u64>,
+}
+
+/// Waits for the cluster's leader to drain `events` records of its topic,
+/// then copies as many rows with `COPY`.
+pub async fn drain_vs_copy(
+    cluster: &LocalCluster,
+    postgres: &tokio_postgres::Client,
+    events: u64,
+    partitions: i32,
+) -> Result<SinkResult, BenchError> {
+    let (leader, _) = cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let standby = (0..cluster.nodes.len()).find(|slot| *slot != leader);
+    let mut leader_peak_rss_kib = None;
+    let mut standby_rss_kib = None;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let stored = stored_events(postgres, &cluster.topic).await?;
+        let rss = cluster.nodes[leader]
+            .as_ref()
+            .and_then(|node| node.rss_kib());
+        leader_peak_rss_kib = leader_peak_rss_kib.max(rss);
+        standby_rss_kib = standby
+            .and_then(|slot| cluster.nodes[slot].as_ref())
+            .and_then(|node| node.rss_kib())
+            .or(standby_rss_kib);
+        if u64::try_from(stored).unwrap_or(0) >= events {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Failed(format!(
+                "the leader stored {stored} of {events} events"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let row = postgres
+        .query_one(
+            "SELECT MIN(stored_at), MAX(stored_at), COUNT(*) FROM log_events WHERE topic = $1",
+            &[&cluster.topic],
+        )
+        .await?;
+    let (first, last, rows): (DateTime<Utc>, DateTime<Utc>, i64) =
+        (row.get(0), row.get(1), row.get(2));
+    if u64::try_from(rows).unwrap_or(0) != events {
+        return Err(BenchError::Failed(format!(
+            "{rows} rows stored for {events} events"
+        )));
+    }
+    let sink_seconds = (last - first).num_microseconds().unwrap_or(1) as f64 / 1e6;
+    let copy_topic = format!("{}-copy", cluster.topic);
+    let copy_elapsed = copy_rows(postgres, &copy_topic, events, partitions).await?;
+    postgres
+        .execute("DELETE FROM log_events WHERE topic = $1", &[&copy_topic])
+        .await?;
+    Ok(SinkResult {
+        events,
+        sink_events_per_s: events as f64 / sink_seconds.max(1e-3),
+        copy_events_per_s: events as f64 / copy_elapsed.as_secs_f64().max(1e-3),
+        leader_peak_rss_kib,
+        standby_rss_kib,
+    })
+}
+
+/// `COPY`s `events` benchmark rows into `log_events`; how long the copy took
+/// (the rows are generated before the clock starts).
+async fn copy_rows(
+    postgres: &tokio_postgres::Client,
+    topic: &str,
+    events: u64,
+    partitions: i32,
+) -> Result<Duration, BenchError> {
+    let partitions = u64::try_from(partitions.max(1)).unwrap_or(1);
+    let mut chunks = Vec::new();
+    let mut chunk = String::new();
+    for n in 0..events {
+        let event = bench_event(n);
+        chunk.push_str(&format!(
+            "{},{},\"{}\",{},{},{},{{}},{},{},{},1,bench-copy\n",
+            event.message_id,
+            event.level,
+            event.message,
+            event.source,
+            event.timestamp.to_rfc3339(),
+            event.received_at.to_rfc3339(),
+            topic,
+            n % partitions,
+            n / partitions,
+        ));
+        if (n + 1) % COPY_CHUNK_ROWS == 0 {
+            chunks.push(std::mem::take(&mut chunk));
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    let started = Instant::now();
+    let sink = postgres
+        .copy_in(
+            "COPY log_events (message_id, level, message, source, event_timestamp, received_at, \
+             attributes, topic, kafka_partition, kafka_offset, epoch, processed_by) \
+             FROM STDIN (FORMAT csv)",
+        )
+        .await?;
+    futures::pin_mut!(sink);
+    for chunk in chunks {
+        sink.send(Cursor::new(chunk.into_bytes())).await?;
+    }
+    sink.finish().await?;
+    Ok(started.elapsed())
+}
