@@ -57,6 +57,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// The Kafka-protocol broker and the events topic.
     pub kafka: KafkaConfig,
+    /// Circuit breakers in front of Kafka, PostgreSQL and Redis.
+    pub circuit_breaker: CircuitBreakerConfig,
     /// ZooKeeper, the leadership authority.
     pub zookeeper: ZookeeperConfig,
     /// Redis, for heartbeats and state snapshots.
@@ -166,6 +168,18 @@ pub struct ZookeeperConfig {
     pub root: String,
 }
 
+/// Circuit breakers (one per dependency and process, same settings).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive failures that open a breaker.
+    pub failure_threshold: u32,
+    /// How long a breaker first stays open before it half-opens to probe.
+    pub open_ms: u64,
+    /// Longest it stays open after repeated failed probes (the delay grows, jittered).
+    pub max_open_ms: u64,
+}
+
 /// Redis.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +227,17 @@ impl Default for Config {
             redis: RedisConfig::default(),
             postgres: PostgresConfig::default(),
             telemetry: TelemetryConfig::default(),
+            circuit_breaker: CircuitBreakerConfig::default(),
+        }
+    }
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            open_ms: 1_000,
+            max_open_ms: 10_000,
         }
     }
 }
@@ -356,6 +381,20 @@ impl Config {
         }
         if self.kafka.topic.is_empty() {
             return Err(invalid("kafka.topic", "must not be empty"));
+        }
+        if self.circuit_breaker.failure_threshold == 0 {
+            return Err(invalid(
+                "circuit_breaker.failure_threshold",
+                "must be at least 1",
+            ));
+        }
+        if self.circuit_breaker.open_ms == 0
+            || self.circuit_breaker.max_open_ms < self.circuit_breaker.open_ms
+        {
+            return Err(invalid(
+                "circuit_breaker.max_open_ms",
+                "open_ms must be above 0 and max_open_ms at least open_ms",
+            ));
         }
         if self.kafka.partitions < 1 {
             return Err(invalid("kafka.partitions", "must be at least 1"));

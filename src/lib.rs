@@ -18,6 +18,7 @@
 //! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
 //! - [`telemetry`]: metrics (OpenTelemetry, exported for Prometheus).
 //! - [`retry_policy`]: how every dependency call is retried.
+//! - [`circuit_breaker`]: the breakers in front of Kafka, PostgreSQL and Redis.
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
 //! - [`drill`]: load generation, verification and failover drills.
@@ -26,6 +27,7 @@
 
 pub mod actors;
 pub mod bench;
+pub mod circuit_breaker;
 pub mod cli;
 pub mod config;
 pub mod consumer_state;

@@ -16,6 +16,7 @@ use crate::actors::heartbeat::HeartbeatActor;
 use crate::actors::node_coordinator::{NodeActors, NodeCoordinator, NodeIdentity, Shutdown};
 use crate::actors::sink::SinkActor;
 use crate::actors::state_snapshot::StateSnapshotActor;
+use crate::circuit_breaker::DependencyBreaker;
 use crate::config::Config;
 use crate::kafka::partition_reader::PartitionReader;
 use crate::log_event::EventLimits;
@@ -24,8 +25,9 @@ use crate::postgres::pool::build_pool;
 use crate::postgres::sink_store::SinkStore;
 use crate::redis_store::heartbeat_store::HeartbeatStore;
 use crate::redis_store::snapshot_store::SnapshotStore;
-use crate::redis_store::{self, RedisStoreError};
+use crate::redis_store::{self, GuardedRedis, RedisStoreError};
 use crate::retry_policy::dependency_backoff;
+use crate::telemetry::breaker_metrics;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
@@ -69,8 +71,23 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         &config.postgres,
         Duration::from_millis(config.zookeeper.session_timeout_ms),
     );
-    let store = SinkStore::new(pool, &config.cluster, &config.kafka.topic, &instance_id);
-    let redis = redis_store::connect_lazily(&config.redis.url)?;
+    let postgres_breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
+    let redis_breaker = DependencyBreaker::new("redis", &config.circuit_breaker);
+    breaker_metrics::register(
+        &registry,
+        &[postgres_breaker.clone(), redis_breaker.clone()],
+    );
+    let store = SinkStore::new(
+        pool,
+        postgres_breaker,
+        &config.cluster,
+        &config.kafka.topic,
+        &instance_id,
+    );
+    let redis = GuardedRedis::new(
+        redis_store::connect_lazily(&config.redis.url)?,
+        redis_breaker.clone(),
+    );
     let reader = PartitionReader::new(&config.kafka, &format!("understudy-{}", config.cluster))?;
     if let Err(error) = reader.partitions().await {
         tracing::warn!(%error, "kafka not reachable yet; the reader will retry when leading");
@@ -135,6 +152,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 
     let state = web::Data::new(NodeState {
         coordinator: coordinator.clone(),
+        redis_breaker,
         store,
         metrics: registry,
     });

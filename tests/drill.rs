@@ -16,7 +16,7 @@ use common::drill_run::{assert_exactly_once, drill};
 async fn short_drills_of_sigkill_sigterm_and_sigstop_lose_and_duplicate_nothing() {
     let _serial = serial().await;
     for scenario in ["sigkill", "sigterm", "sigstop"] {
-        let report = drill(scenario, 2, &[]);
+        let report = drill(scenario, 2, &[], &[]);
         assert_exactly_once(&report, 2);
         let cycles = report["cycles"].as_array().expect("cycles");
         assert_eq!(cycles.len(), 2);
@@ -31,7 +31,7 @@ async fn short_drills_of_sigkill_sigterm_and_sigstop_lose_and_duplicate_nothing(
 async fn a_leader_cut_off_from_zookeeper_or_from_everything_is_replaced_and_fenced() {
     let _serial = serial().await;
     for scenario in ["zookeeper-cut", "partition"] {
-        let report = drill(scenario, 2, &[]);
+        let report = drill(scenario, 2, &[], &[]);
         assert_exactly_once(&report, 2);
         assert_eq!(report["false_failovers"], 0, "{report}");
         for cycle in report["cycles"].as_array().expect("cycles") {

@@ -225,6 +225,15 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
     let topic = unique("gw-outage");
     let mut env = gateway_env(&topic, &broker.address);
     env.insert("UNDERSTUDY_KAFKA__MESSAGE_TIMEOUT_MS".into(), "2000".into());
+    env.insert(
+        "UNDERSTUDY_CIRCUIT_BREAKER__FAILURE_THRESHOLD".into(),
+        "2".into(),
+    );
+    env.insert("UNDERSTUDY_CIRCUIT_BREAKER__OPEN_MS".into(), "3000".into());
+    env.insert(
+        "UNDERSTUDY_CIRCUIT_BREAKER__MAX_OPEN_MS".into(),
+        "3000".into(),
+    );
     let gateway = UnderstudyProcess::start("gateway-outage", &["gateway"], &env);
     let http = common::http_client();
     wait_ready(&http, &gateway).await;
@@ -254,6 +263,44 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
     assert!(
         waited < Duration::from_secs(30),
         "503 must come within a bounded time, took {waited:?}"
+    );
+    // A second failure opens the breaker: the next publish is refused without
+    // waiting for the broker, with a Retry-After, and the status says why.
+    let second = http
+        .post(gateway.url("/api/logs"))
+        .json(&json!({"level":"INFO","message":"during","source":"test"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused = http
+        .post(gateway.url("/api/logs"))
+        .json(&json!({"level":"INFO","message":"refused","source":"test"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("json");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("circuit breaker open")),
+        "{body}"
+    );
+    let status = get_json(&http, &gateway.url("/api/system/status")).await;
+    assert_eq!(status["broker"]["circuit"], "open", "{status}");
+    let metrics = http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("circuit_breaker_state{dependency=\"kafka\"} 2"),
+        "{metrics}"
     );
     eventually(
         Duration::from_secs(30),
@@ -290,6 +337,8 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
         serde_json::from_slice(&read_record(&broker.address, &topic, partition, offset))
             .expect("event");
     assert_eq!(stored.message, "after");
+    let status = get_json(&http, &gateway.url("/api/system/status")).await;
+    assert_eq!(status["broker"]["circuit"], "closed", "{status}");
     // The event refused with 503 must not be in the topic.
     let in_topic = common::records_in_topic(&broker.address, &topic);
     assert!(in_topic >= 2, "both accepted events are stored");
@@ -300,6 +349,10 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
                 serde_json::from_slice(&read_record(&broker.address, &topic, partition, offset))
                     .expect("event");
             assert_ne!(event.message, "during", "a refused event reached the topic");
+            assert_ne!(
+                event.message, "refused",
+                "a refused event reached the topic"
+            );
         }
     }
 }
@@ -351,4 +404,14 @@ async fn system_status_reports_broker_gateway_and_unreachable_nodes() {
     assert_eq!(status["leader"], Value::Null);
     assert_eq!(status["leaders_claimed"], 0);
     assert_eq!(status["status"], "DEGRADED");
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
 }

@@ -17,7 +17,13 @@ fn dependency_outages_lose_nothing_and_need_no_restart() {
         "broker-restart",
         "zookeeper-restart",
     ] {
-        let report = drill(scenario, 1, &["--outage", "2s"]);
+        // Nodes see a refused PostgreSQL within half a second and open their
+        // breakers after two failures, so a two-second outage shows it.
+        let env = [
+            ("UNDERSTUDY_POSTGRES__CONNECT_TIMEOUT_MS", "500"),
+            ("UNDERSTUDY_CIRCUIT_BREAKER__FAILURE_THRESHOLD", "2"),
+        ];
+        let report = drill(scenario, 1, &["--outage", "2s"], &env);
         eprintln!("{scenario}: {}", report["cycles"][0]);
         assert_exactly_once(&report, 1);
         assert_eq!(report["false_failovers"], 0, "{report}");
@@ -41,6 +47,12 @@ fn dependency_outages_lose_nothing_and_need_no_restart() {
                     cycle["committed_during_outage"].as_i64() > Some(0),
                     "{cycle}"
                 );
+            }
+            // The leader's breaker opens while PostgreSQL is down (and closes
+            // again: the commits resumed, which the drill waited for).
+            "postgres-outage" => {
+                assert_eq!(cycle["failovers"], 0, "{cycle}");
+                assert_eq!(cycle["circuit_opened"], true, "{cycle}");
             }
             _ => assert_eq!(cycle["failovers"], 0, "{cycle}"),
         }

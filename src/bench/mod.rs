@@ -108,6 +108,12 @@ impl BenchReport {
                 0.5,
             ),
             (
+                "sink store alone (no broker)",
+                self.sink.store_alone_events_per_s,
+                self.sink.copy_events_per_s,
+                0.5,
+            ),
+            (
                 "read path (reader + decode)",
                 self.read_path_per_s,
                 self.bare_consumer_per_s,
@@ -200,7 +206,8 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
             LocalCluster::start_on(Some(kafka.topic.clone()), 2, &plan.out.join("logs-sink"))
                 .await?;
         let partition_count = i32::try_from(partitions.len()).unwrap_or(1);
-        sink_throughput::drain_vs_copy(&cluster, &postgres, plan.events, partition_count).await?
+        sink_throughput::drain_vs_copy(config, &cluster, &postgres, plan.events, partition_count)
+            .await?
     };
     postgres
         .execute("DELETE FROM log_events WHERE topic = $1", &[&kafka.topic])

@@ -1,8 +1,10 @@
 //! Owns the sink benchmark: a leader draining a pre-filled topic into
 //! PostgreSQL (fenced transactions, offsets, `ON CONFLICT DO NOTHING`), beside
 //! its upper bound, a raw `COPY` of the same number of rows into the same table
-//! with the same indexes. Also samples the leader's and a standby's memory
-//! while the leader works flat out.
+//! with the same indexes; and the sink store alone (the same fenced commits of
+//! pre-built batches, no broker), which tells the sink's own cost from the
+//! broker's read rate. Also samples the leader's and a standby's memory while
+//! the leader works flat out.
 
 use std::io::Cursor;
 use std::time::{Duration, Instant};
@@ -11,9 +13,16 @@ use chrono::{DateTime, Utc};
 use futures::SinkExt;
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::bench::bare_clients::bench_event;
 use crate::bench::{stored_events, BenchError};
+use crate::circuit_breaker::DependencyBreaker;
+use crate::config::Config;
 use crate::drill::local_cluster::LocalCluster;
+use crate::epoch::Epoch;
+use crate::postgres::pool::build_pool;
+use crate::postgres::sink_store::{EventRow, KafkaPosition, SinkBatch, SinkStore};
 
 /// Rows per chunk sent to `COPY`.
 const COPY_CHUNK_ROWS: u64 = 10_000;
@@ -27,6 +36,8 @@ pub struct SinkResult {
     pub sink_events_per_s: f64,
     /// Raw `COPY` of the same number of rows, events per second.
     pub copy_events_per_s: f64,
+    /// The sink store alone (fenced batch commits, no broker), events per second.
+    pub store_alone_events_per_s: f64,
     /// Highest leader RSS seen while draining, KiB.
     pub leader_peak_rss_kib: Option<u64>,
     /// A standby's RSS meanwhile, KiB.
@@ -36,6 +47,7 @@ pub struct SinkResult {
 /// Waits for the cluster's leader to drain `events` records of its topic,
 /// then copies as many rows with `COPY`.
 pub async fn drain_vs_copy(
+    config: &Config,
     cluster: &LocalCluster,
     postgres: &tokio_postgres::Client,
     events: u64,
@@ -82,16 +94,75 @@ pub async fn drain_vs_copy(
     let sink_seconds = (last - first).num_microseconds().unwrap_or(1) as f64 / 1e6;
     let copy_topic = format!("{}-copy", cluster.topic);
     let copy_elapsed = copy_rows(postgres, &copy_topic, events, partitions).await?;
-    postgres
-        .execute("DELETE FROM log_events WHERE topic = $1", &[&copy_topic])
-        .await?;
+    let alone_topic = format!("{}-alone", cluster.topic);
+    let alone_elapsed = commit_alone(config, &alone_topic, events, partitions).await?;
+    for topic in [&copy_topic, &alone_topic] {
+        postgres
+            .execute("DELETE FROM log_events WHERE topic = $1", &[topic])
+            .await?;
+    }
     Ok(SinkResult {
         events,
         sink_events_per_s: events as f64 / sink_seconds.max(1e-3),
         copy_events_per_s: events as f64 / copy_elapsed.as_secs_f64().max(1e-3),
+        store_alone_events_per_s: events as f64 / alone_elapsed.as_secs_f64().max(1e-3),
         leader_peak_rss_kib,
         standby_rss_kib,
     })
+}
+
+/// Commits `events` benchmark rows through the sink store, in batches of
+/// `node.batch_max_events` as a leader does, under a cluster of its own; how
+/// long the commits took (the batches are built before the clock starts).
+async fn commit_alone(
+    config: &Config,
+    topic: &str,
+    events: u64,
+    partitions: i32,
+) -> Result<Duration, BenchError> {
+    let pool = build_pool(&config.postgres, Duration::from_secs(10));
+    let breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
+    let cluster = format!("bench_{}", uuid::Uuid::now_v7().simple());
+    let store = SinkStore::new(pool, breaker, &cluster, topic, "bench-store");
+    let epoch = Epoch(1);
+    store
+        .take_over(epoch)
+        .await
+        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    let partitions = u64::try_from(partitions.max(1)).unwrap_or(1);
+    let batch_size = u64::try_from(config.node.batch_max_events.max(1)).unwrap_or(1);
+    let mut batches = Vec::new();
+    let mut n = 0;
+    while n < events {
+        let mut batch = SinkBatch {
+            events: Vec::new(),
+            dead_letters: Vec::new(),
+            next_offsets: BTreeMap::new(),
+        };
+        for n in n..(n + batch_size).min(events) {
+            let partition = i32::try_from(n % partitions).unwrap_or(0);
+            let offset = i64::try_from(n / partitions).unwrap_or(i64::MAX);
+            let position = KafkaPosition { partition, offset };
+            batch.events.push(EventRow::new(
+                bench_event(n),
+                topic,
+                position,
+                epoch,
+                "bench-store",
+            ));
+            batch.next_offsets.insert(partition, offset + 1);
+        }
+        batches.push(batch);
+        n += batch_size;
+    }
+    let started = Instant::now();
+    for batch in &batches {
+        store
+            .commit(epoch, batch)
+            .await
+            .map_err(|error| BenchError::Failed(error.to_string()))?;
+    }
+    Ok(started.elapsed())
 }
 
 /// `COPY`s `events` benchmark rows into `log_events`; how long the copy took

@@ -156,6 +156,9 @@ pub struct CycleResult {
     /// Events committed while the dependency was down (outages only): a Redis
     /// or ZooKeeper outage must not stop the leader.
     pub committed_during_outage: Option<i64>,
+    /// Whether the leader reported its breaker for the dependency open during
+    /// the outage (Redis and PostgreSQL outages only).
+    pub circuit_opened: Option<bool>,
     /// Leadership changes during the cycle.
     pub failovers: i64,
     /// Rows of an older epoch stored after the final leader's first commit (must be 0).
@@ -171,7 +174,14 @@ pub async fn run_cycle(
 ) -> Result<CycleResult, DrillError> {
     let (leader, epoch_before) = cluster.wait_for_leader(0, CYCLE_TIMEOUT).await?;
     if let Some(service) = scenario.outage_of() {
-        return run_outage(cluster, context, scenario, service, cycle, epoch_before).await;
+        return run_outage(
+            cluster,
+            context,
+            (scenario, service, cycle),
+            leader,
+            epoch_before,
+        )
+        .await;
     }
     let fault_at = Utc::now();
     let mut restart = Vec::new();
@@ -261,6 +271,7 @@ pub async fn run_cycle(
         rto_ms: (settled.first_commit - fault_at).num_milliseconds(),
         outage_ms: None,
         committed_during_outage: None,
+        circuit_opened: None,
         failovers: settled.failovers,
         stale_commits: settled.stale_commits,
     })
@@ -271,16 +282,21 @@ pub async fn run_cycle(
 async fn run_outage(
     cluster: &mut LocalCluster,
     context: &mut FaultContext,
-    scenario: Scenario,
-    service: Service,
-    cycle: usize,
+    (scenario, service, cycle): (Scenario, Service, usize),
+    leader: usize,
     epoch_before: i64,
 ) -> Result<CycleResult, DrillError> {
     let fault_at = Utc::now();
     context.infra.stop(service)?;
-    if matches!(scenario, Scenario::RedisOutage | Scenario::PostgresOutage) {
-        tokio::time::sleep(context.outage).await;
-    }
+    let circuit_opened = match scenario {
+        Scenario::RedisOutage => {
+            Some(circuit_opens(cluster, leader, "redis", context.outage).await)
+        }
+        Scenario::PostgresOutage => {
+            Some(circuit_opens(cluster, leader, "postgres", context.outage).await)
+        }
+        _ => None,
+    };
     context.infra.start(service)?;
     let restored_at = Utc::now();
     if service == Service::Postgres {
@@ -320,9 +336,29 @@ async fn run_outage(
         rto_ms: (resumed_at - restored_at).num_milliseconds(),
         outage_ms: Some((restored_at - fault_at).num_milliseconds()),
         committed_during_outage: Some(committed_during_outage),
+        circuit_opened,
         failovers: settled.failovers,
         stale_commits: settled.stale_commits,
     })
+}
+
+/// Watches the leader's status for `outage`: whether its breaker in front of
+/// `dependency` was seen open.
+async fn circuit_opens(
+    cluster: &LocalCluster,
+    leader: usize,
+    dependency: &str,
+    outage: Duration,
+) -> bool {
+    let until = tokio::time::Instant::now() + outage;
+    let mut opened = false;
+    while tokio::time::Instant::now() < until {
+        if let Some(status) = cluster.status(leader).await {
+            opened |= status["dependencies"][dependency]["circuit"] == "open";
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    opened
 }
 
 async fn reconnect(url: &str) -> Result<tokio_postgres::Client, DrillError> {

@@ -29,6 +29,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use serde::Serialize;
 
+use crate::circuit_breaker::DependencyBreaker;
 use crate::config::KafkaConfig;
 use crate::kafka::client_config;
 use crate::log_event::LogEvent;
@@ -46,6 +47,10 @@ pub enum PublishError {
     /// The event could not be encoded (never expected for a validated event).
     #[error("could not encode the event: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The Kafka circuit breaker is open: recent deliveries kept failing, so
+    /// this one was refused without waiting for a timeout.
+    #[error("kafka circuit breaker open: recent deliveries failed; retry shortly")]
+    CircuitOpen,
 }
 
 /// Where an acknowledged record landed.
@@ -84,6 +89,7 @@ impl ClientContext for BrokerLossWatch {
 
 struct Shared {
     settings: ClientConfig,
+    breaker: DependencyBreaker,
     renewals: mpsc::Sender<u64>,
     current: ArcSwap<ProducerGeneration>,
     last_renewal: Mutex<Instant>,
@@ -98,8 +104,9 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
-    /// Creates the producer; no connection is made until the first record.
-    pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
+    /// Creates the producer behind `breaker`; no connection is made until the
+    /// first record.
+    pub fn new(kafka: &KafkaConfig, breaker: DependencyBreaker) -> Result<Self, KafkaError> {
         let mut settings = client_config(kafka);
         settings
             .set("enable.idempotence", "true")
@@ -113,6 +120,7 @@ impl EventProducer {
         })?;
         let shared = Arc::new(Shared {
             settings,
+            breaker,
             renewals,
             current: ArcSwap::from_pointee(ProducerGeneration {
                 producer,
@@ -156,23 +164,35 @@ impl EventProducer {
             .key(event.source.as_bytes())
             .payload(&payload)
             .headers(headers);
+        if !self.shared.breaker.permits() {
+            return Err(PublishError::CircuitOpen);
+        }
         let active = self.shared.current.load_full();
-        match active
+        let delivered = active
             .producer
             .send(record, self.shared.enqueue_timeout)
-            .await
-        {
-            Ok(delivery) => Ok(RecordPosition {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
+            .await;
+        match delivered {
+            Ok(delivery) => {
+                self.shared.breaker.record(true);
+                Ok(RecordPosition {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                })
+            }
             Err((error, _)) => {
                 if !is_record_error(&error) {
+                    self.shared.breaker.record(false);
                     self.shared.renew(active.generation, &error.to_string());
                 }
                 Err(PublishError::Unacknowledged(error))
             }
         }
+    }
+
+    /// The breaker in front of the broker.
+    pub fn breaker(&self) -> &DependencyBreaker {
+        &self.shared.breaker
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged (at shutdown).

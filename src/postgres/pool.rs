@@ -38,6 +38,10 @@ pub fn build_pool(postgres: &PostgresConfig, idle_in_transaction_timeout: Durati
         // not pay for a TCP connect and SCRAM authentication.
         .min_idle(Some(1))
         .connection_timeout(Duration::from_millis(postgres.connect_timeout_ms))
+        // A refused connection fails the call at once instead of being retried
+        // until the timeout: the caller's backoff and circuit breaker decide
+        // when to try again, and an outage is seen in milliseconds.
+        .retry_connection(false)
         .build_unchecked(manager)
 }
 

@@ -17,6 +17,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::circuit_breaker::DependencyBreaker;
 use crate::epoch::Epoch;
 use crate::log_event::LogEvent;
 use crate::postgres::pool::PgPool;
@@ -36,9 +37,29 @@ pub enum SinkError {
     /// No connection could be had (PostgreSQL down or the pool exhausted).
     #[error("postgresql unavailable: {0}")]
     Unavailable(String),
+    /// The PostgreSQL circuit breaker is open: recent calls kept failing, so
+    /// this one was not tried.
+    #[error("postgresql circuit breaker open: recent calls failed")]
+    CircuitOpen,
     /// A statement failed.
     #[error("postgresql query failed: {0}")]
     Query(#[from] diesel::result::Error),
+}
+
+impl SinkError {
+    /// Whether the error says PostgreSQL is unreachable or failing, rather
+    /// than that it answered no.
+    pub fn is_outage(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            SinkError::Unavailable(_) | SinkError::CircuitOpen => true,
+            SinkError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            SinkError::Query(_) | SinkError::Fenced { .. } => false,
+        }
+    }
 }
 
 /// A `log_events` row.
@@ -188,16 +209,25 @@ impl EventRow {
 #[derive(Clone)]
 pub struct SinkStore {
     pool: PgPool,
+    breaker: DependencyBreaker,
     cluster: String,
     topic: String,
     instance_id: String,
 }
 
 impl SinkStore {
-    /// A writer for `cluster`'s consumption of `topic`, acting as `instance_id`.
-    pub fn new(pool: PgPool, cluster: &str, topic: &str, instance_id: &str) -> Self {
+    /// A writer for `cluster`'s consumption of `topic`, acting as
+    /// `instance_id`, behind `breaker`.
+    pub fn new(
+        pool: PgPool,
+        breaker: DependencyBreaker,
+        cluster: &str,
+        topic: &str,
+        instance_id: &str,
+    ) -> Self {
         Self {
             pool,
+            breaker,
             cluster: cluster.to_owned(),
             topic: topic.to_owned(),
             instance_id: instance_id.to_owned(),
@@ -207,6 +237,10 @@ impl SinkStore {
     /// Raises the fence to `epoch` and reads the stored offsets, in one transaction.
     /// From its commit on, every commit of an older epoch fails.
     pub async fn take_over(&self, epoch: Epoch) -> Result<BTreeMap<i32, i64>, SinkError> {
+        self.guarded(self.take_over_unguarded(epoch)).await
+    }
+
+    async fn take_over_unguarded(&self, epoch: Epoch) -> Result<BTreeMap<i32, i64>, SinkError> {
         let mut connection = self.connection().await?;
         connection
             .transaction::<_, SinkError, _>(async |connection| {
@@ -227,6 +261,14 @@ impl SinkStore {
 
     /// Commits `batch` under `epoch`: fence, events, dead letters, offsets.
     pub async fn commit(
+        &self,
+        epoch: Epoch,
+        batch: &SinkBatch,
+    ) -> Result<CommitOutcome, SinkError> {
+        self.guarded(self.commit_unguarded(epoch, batch)).await
+    }
+
+    async fn commit_unguarded(
         &self,
         epoch: Epoch,
         batch: &SinkBatch,
@@ -295,6 +337,10 @@ impl SinkStore {
 
     /// Stores one leadership change (idempotent per epoch).
     pub async fn record_failover(&self, record: &FailoverRecord) -> Result<(), SinkError> {
+        self.guarded(self.record_failover_unguarded(record)).await
+    }
+
+    async fn record_failover_unguarded(&self, record: &FailoverRecord) -> Result<(), SinkError> {
         let mut connection = self.connection().await?;
         diesel::insert_into(failover_events::table)
             .values(NewFailover {
@@ -315,6 +361,13 @@ impl SinkStore {
 
     /// The newest `limit` leadership changes, newest first.
     pub async fn failover_history(&self, limit: i64) -> Result<Vec<FailoverRecord>, SinkError> {
+        self.guarded(self.failover_history_unguarded(limit)).await
+    }
+
+    async fn failover_history_unguarded(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<FailoverRecord>, SinkError> {
         let mut connection = self.connection().await?;
         Ok(failover_events::table
             .filter(failover_events::cluster.eq(&self.cluster))
@@ -323,6 +376,26 @@ impl SinkStore {
             .select(FailoverRecord::as_select())
             .load(&mut connection)
             .await?)
+    }
+
+    /// The breaker in front of PostgreSQL.
+    pub fn breaker(&self) -> &DependencyBreaker {
+        &self.breaker
+    }
+
+    /// Runs `operation` if the breaker permits and records whether PostgreSQL
+    /// answered (a fenced commit is an answer; a lost connection is not).
+    async fn guarded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        if !self.breaker.permits() {
+            return Err(SinkError::CircuitOpen);
+        }
+        let result = operation.await;
+        self.breaker
+            .record(!matches!(&result, Err(error) if error.is_outage()));
+        result
     }
 
     async fn connection(

@@ -1,10 +1,9 @@
 //! Owns the `leader:heartbeat` key: the leader writes it, standbys read it.
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::heartbeat_record::HeartbeatRecord;
-use crate::redis_store::{key_prefix, RedisStoreError};
+use crate::redis_store::{key_prefix, GuardedRedis, RedisStoreError};
 
 /// Writes `ARGV[1]` unless the stored heartbeat carries an epoch above `ARGV[2]`;
 /// returns 1 when written, 0 when refused. The key expires (`ARGV[3]` ms) so a
@@ -27,16 +26,16 @@ const HEARTBEAT_TTL_MS: u64 = 60_000;
 /// Reads and writes one cluster's heartbeat.
 #[derive(Clone)]
 pub struct HeartbeatStore {
-    connection: ConnectionManager,
+    redis: GuardedRedis,
     key: String,
     script: Script,
 }
 
 impl HeartbeatStore {
-    /// A store for `cluster` over `connection`.
-    pub fn new(connection: ConnectionManager, cluster: &str) -> Self {
+    /// A store for `cluster` over `redis`.
+    pub fn new(redis: GuardedRedis, cluster: &str) -> Self {
         Self {
-            connection,
+            redis,
             key: format!("{}leader:heartbeat", key_prefix(cluster)),
             script: Script::new(WRITE_IF_NOT_OLDER),
         }
@@ -49,22 +48,24 @@ impl HeartbeatStore {
 
     /// Writes `record` unless a higher epoch's heartbeat is stored; `Ok(false)` when refused.
     pub async fn write(&self, record: &HeartbeatRecord) -> Result<bool, RedisStoreError> {
-        let mut connection = self.connection.clone();
-        let written: i64 = self
-            .script
-            .key(&self.key)
+        let mut invocation = self.script.key(&self.key);
+        invocation
             .arg(record.to_string())
             .arg(record.epoch.0)
-            .arg(HEARTBEAT_TTL_MS)
-            .invoke_async(&mut connection)
+            .arg(HEARTBEAT_TTL_MS);
+        let written: i64 = self
+            .redis
+            .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         Ok(written == 1)
     }
 
     /// The stored heartbeat, if any.
     pub async fn read(&self) -> Result<Option<HeartbeatRecord>, RedisStoreError> {
-        let mut connection = self.connection.clone();
-        let stored: Option<String> = connection.get(&self.key).await?;
+        let stored: Option<String> = self
+            .redis
+            .run(|mut connection| async move { connection.get(&self.key).await })
+            .await?;
         stored
             .map(|text| {
                 text.parse()

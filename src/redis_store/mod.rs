@@ -10,9 +10,12 @@
 pub mod heartbeat_store;
 pub mod snapshot_store;
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::circuit_breaker::DependencyBreaker;
 
 /// Why a Redis call failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,47 @@ pub enum RedisStoreError {
     /// A stored value could not be decoded.
     #[error("stored value is malformed: {0}")]
     Malformed(String),
+    /// The Redis circuit breaker is open: recent commands kept failing, so
+    /// this one was not sent.
+    #[error("redis circuit breaker open: recent commands failed")]
+    CircuitOpen,
+}
+
+/// The node's Redis connection behind its circuit breaker; cheap to clone.
+#[derive(Clone)]
+pub struct GuardedRedis {
+    connection: ConnectionManager,
+    breaker: DependencyBreaker,
+}
+
+impl GuardedRedis {
+    /// `connection` behind `breaker`.
+    pub fn new(connection: ConnectionManager, breaker: DependencyBreaker) -> Self {
+        Self {
+            connection,
+            breaker,
+        }
+    }
+
+    /// Runs `command` on the connection if the breaker permits, recording
+    /// whether Redis answered.
+    pub async fn run<T, Command, Reply>(&self, command: Command) -> Result<T, RedisStoreError>
+    where
+        Command: FnOnce(ConnectionManager) -> Reply,
+        Reply: Future<Output = Result<T, redis::RedisError>>,
+    {
+        if !self.breaker.permits() {
+            return Err(RedisStoreError::CircuitOpen);
+        }
+        let result = command(self.connection.clone()).await;
+        self.breaker.record(result.is_ok());
+        Ok(result?)
+    }
+
+    /// The breaker in front of Redis.
+    pub fn breaker(&self) -> &DependencyBreaker {
+        &self.breaker
+    }
 }
 
 /// Bound on one Redis command: a heartbeat must not wait longer than its interval.

@@ -1,10 +1,9 @@
 //! Owns the `consumer:state` key: the leader's [`ConsumerState`] snapshot.
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::consumer_state::ConsumerState;
-use crate::redis_store::{key_prefix, RedisStoreError};
+use crate::redis_store::{key_prefix, GuardedRedis, RedisStoreError};
 
 /// Stores the snapshot (`ARGV[1]`, JSON) unless the stored one has an epoch above
 /// `ARGV[2]`; returns 1 when written, 0 when refused.
@@ -26,16 +25,16 @@ const SNAPSHOT_TTL_MS: i64 = crate::consumer_state::IN_FLIGHT_TTL_MS;
 /// Reads and writes one cluster's state snapshot.
 #[derive(Clone)]
 pub struct SnapshotStore {
-    connection: ConnectionManager,
+    redis: GuardedRedis,
     key: String,
     script: Script,
 }
 
 impl SnapshotStore {
-    /// A store for `cluster` over `connection`.
-    pub fn new(connection: ConnectionManager, cluster: &str) -> Self {
+    /// A store for `cluster` over `redis`.
+    pub fn new(redis: GuardedRedis, cluster: &str) -> Self {
         Self {
-            connection,
+            redis,
             key: format!("{}consumer:state", key_prefix(cluster)),
             script: Script::new(WRITE_IF_NOT_OLDER),
         }
@@ -45,22 +44,21 @@ impl SnapshotStore {
     pub async fn write(&self, state: &ConsumerState) -> Result<bool, RedisStoreError> {
         let json = serde_json::to_string(state)
             .map_err(|error| RedisStoreError::Malformed(error.to_string()))?;
-        let mut connection = self.connection.clone();
+        let mut invocation = self.script.key(&self.key);
+        invocation.arg(json).arg(state.epoch.0).arg(SNAPSHOT_TTL_MS);
         let written: i64 = self
-            .script
-            .key(&self.key)
-            .arg(json)
-            .arg(state.epoch.0)
-            .arg(SNAPSHOT_TTL_MS)
-            .invoke_async(&mut connection)
+            .redis
+            .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
         Ok(written == 1)
     }
 
     /// The stored snapshot, if any.
     pub async fn read(&self) -> Result<Option<ConsumerState>, RedisStoreError> {
-        let mut connection = self.connection.clone();
-        let stored: Option<String> = connection.get(&self.key).await?;
+        let stored: Option<String> = self
+            .redis
+            .run(|mut connection| async move { connection.get(&self.key).await })
+            .await?;
         stored
             .map(|json| {
                 serde_json::from_str(&json)

@@ -60,6 +60,18 @@ pub enum ApiError {
     /// A dependency (PostgreSQL, Redis, ZooKeeper) did not answer.
     #[error("a dependency is unavailable: {0}")]
     DependencyUnavailable(String),
+    /// The client sent more requests than its rate allows.
+    #[error("rate limit exceeded; retry in {retry_after_s} s")]
+    TooManyRequests {
+        /// Seconds until a request would be allowed again (the `Retry-After` header).
+        retry_after_s: u64,
+    },
+    /// An admin endpoint was called without the configured token.
+    #[error("this endpoint needs `Authorization: Bearer <admin token>`")]
+    Unauthorized,
+    /// An admin endpoint was called but no admin token is configured.
+    #[error("admin endpoints are disabled: no admin token is configured")]
+    AdminDisabled,
     /// An actor of this process did not answer (it is restarting or stopping).
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +93,9 @@ impl ApiError {
             ApiError::InvalidParameter(_) => "invalid_parameter",
             ApiError::NotLeader => "not_leader",
             ApiError::DependencyUnavailable(_) => "dependency_unavailable",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::AdminDisabled => "admin_disabled",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -142,11 +157,28 @@ impl ResponseError for ApiError {
             ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::NotLeader => StatusCode::CONFLICT,
             ApiError::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody::from(self))
+        let mut response = HttpResponse::build(self.status_code());
+        // Clients and load balancers back off by these instead of hammering.
+        match self {
+            ApiError::TooManyRequests { retry_after_s } => {
+                response.insert_header(("Retry-After", retry_after_s.to_string()));
+            }
+            ApiError::BrokerUnavailable(_) | ApiError::DependencyUnavailable(_) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            ApiError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody::from(self))
     }
 }

@@ -13,10 +13,12 @@ use futures::FutureExt;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::circuit_breaker::DependencyBreaker;
 use crate::config::{Config, KafkaConfig};
 use crate::kafka::broker_probe::BrokerProbe;
 use crate::kafka::producer::{EventProducer, PublishError, RecordPosition};
 use crate::log_event::{EventLimits, LogEvent};
+use crate::telemetry::breaker_metrics;
 use crate::telemetry::gateway_metrics::GatewayMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
@@ -96,7 +98,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
 pub async fn run(config: Config) -> Result<(), GatewayError> {
     let registry = MetricsRegistry::new()?;
     let metrics = GatewayMetrics::new(&registry);
-    let producer = EventProducer::new(&config.kafka)?;
+    let kafka_breaker = DependencyBreaker::new("kafka", &config.circuit_breaker);
+    breaker_metrics::register(&registry, std::slice::from_ref(&kafka_breaker));
+    let producer = EventProducer::new(&config.kafka, kafka_breaker)?;
     let broker = BrokerProbe::spawn(
         config.kafka.clone(),
         Duration::from_millis(config.gateway.broker_probe_interval_ms),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDown};
+use crate::circuit_breaker::DependencyBreaker;
 use crate::postgres::sink_store::SinkStore;
 use crate::telemetry::registry::MetricsRegistry;
 use crate::web::api_error::ApiError;
@@ -16,8 +17,10 @@ use crate::web::api_error::ApiError;
 pub struct NodeState {
     /// The node's coordinator.
     pub coordinator: Addr<NodeCoordinator>,
-    /// Reader of the failover history.
+    /// Reader of the failover history (and its PostgreSQL breaker).
     pub store: SinkStore,
+    /// The breaker in front of Redis.
+    pub redis_breaker: DependencyBreaker,
     /// What `/metrics` serves.
     pub metrics: MetricsRegistry,
 }
@@ -40,7 +43,20 @@ async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
         .send(GetFailoverStatus)
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    Ok(HttpResponse::Ok().json(status))
+    let dependencies = json!({
+        "zookeeper": {"connected": status.zookeeper_connected},
+        "postgres": breaker_view(state.store.breaker()),
+        "redis": breaker_view(&state.redis_breaker),
+    });
+    let mut body =
+        serde_json::to_value(&status).map_err(|error| ApiError::Internal(error.to_string()))?;
+    body["dependencies"] = dependencies;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// A breaker as the status answers show it.
+pub fn breaker_view(breaker: &DependencyBreaker) -> serde_json::Value {
+    json!({"circuit": breaker.state(), "rejectedCalls": breaker.rejected()})
 }
 
 /// Query of `GET /api/failover/history`.

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::circuit_breaker::BreakerState;
 use crate::kafka::broker_probe::BrokerHealth;
 use crate::web::gateway::GatewayState;
 
@@ -59,6 +60,10 @@ pub struct BrokerReport {
     pub bootstrap_servers: String,
     /// The events topic.
     pub topic: String,
+    /// The gateway's circuit breaker in front of the broker.
+    pub circuit: BreakerState,
+    /// Publishes refused by the open breaker, since start.
+    pub rejected_publishes: u64,
     /// The probe's details.
     #[serde(flatten)]
     pub health: BrokerHealth,
@@ -122,6 +127,8 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
             status: if health.ready { "UP" } else { "DOWN" },
             bootstrap_servers: state.kafka.bootstrap_servers.clone(),
             topic: state.kafka.topic.clone(),
+            circuit: state.producer.breaker().state(),
+            rejected_publishes: state.producer.breaker().rejected(),
             health,
         },
         nodes,

@@ -4,8 +4,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `understudy drill` with a short settle at 100 events/s; its report.
-pub fn drill(scenario: &str, cycles: usize, extra: &[&str]) -> Value {
+/// Runs `understudy drill` with a short settle at 100 events/s, `extra`
+/// arguments and `env` (which the cluster's processes inherit); its report.
+pub fn drill(scenario: &str, cycles: usize, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let out = tempfile::tempdir().expect("tempdir");
     let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
         .args([
@@ -22,6 +23,7 @@ pub fn drill(scenario: &str, cycles: usize, extra: &[&str]) -> Value {
         ])
         .arg(out.path())
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run the drill");
