@@ -102,6 +102,16 @@ pub struct GatewayConfig {
     pub node_status_timeout_ms: u64,
     /// How often the broker is probed for readiness (and the topic ensured).
     pub broker_probe_interval_ms: u64,
+    /// Publishing requests per second allowed per client address (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a client may send at once before the rate applies.
+    pub rate_limit_burst: u32,
+    /// Longest a client may take to send a request's headers and body, ms
+    /// (slow senders are cut off: slowloris).
+    pub client_request_timeout_ms: u64,
+    /// Where `/metrics` is served instead of the main port, e.g.
+    /// `127.0.0.1:9464`; empty: on the main port.
+    pub metrics_bind: String,
 }
 
 /// A consumer node's HTTP surface and failover knobs.
@@ -122,6 +132,13 @@ pub struct NodeConfig {
     pub heartbeat_check_interval_ms: u64,
     /// Consecutive missed heartbeats before a standby forces a takeover.
     pub heartbeat_misses_before_takeover: u32,
+    /// Token that admin endpoints (`POST /api/failover/stepdown`) require as
+    /// `Authorization: Bearer <token>`; empty: admin endpoints are disabled.
+    /// Never printed by `understudy config`.
+    #[serde(skip_serializing)]
+    pub admin_token: String,
+    /// Where `/metrics` is served instead of the main port; empty: on the main port.
+    pub metrics_bind: String,
     /// Most events committed in one PostgreSQL transaction.
     pub batch_max_events: usize,
     /// Longest a partial batch waits for more events before it is committed.
@@ -146,6 +163,9 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Upper bound on a produce: past it the gateway answers 503, never 2xx.
     pub message_timeout_ms: u64,
+    /// How long the gateway's producer waits to fill a batch (`linger.ms`):
+    /// lower is less latency, higher is fewer wake-ups and requests per event.
+    pub linger_ms: u64,
     /// Upper bound on metadata and admin requests.
     pub request_timeout_ms: u64,
     /// Longest the broker may hold a fetch that has no data yet; bounds how
@@ -257,6 +277,12 @@ impl Default for GatewayConfig {
                 .collect(),
             node_status_timeout_ms: 1000,
             broker_probe_interval_ms: 2000,
+            // Generous for one client (a batch is one request), still a cap on
+            // a runaway or hostile one.
+            rate_limit_per_second: 2000,
+            rate_limit_burst: 4000,
+            client_request_timeout_ms: 10_000,
+            metrics_bind: String::new(),
         }
     }
 }
@@ -271,7 +297,9 @@ impl Default for NodeConfig {
             heartbeat_timeout_ms: 1000,
             heartbeat_check_interval_ms: 250,
             heartbeat_misses_before_takeover: 3,
-            batch_max_events: 500,
+            admin_token: String::new(),
+            metrics_bind: String::new(),
+            batch_max_events: 2000,
             batch_linger_ms: 20,
             snapshot_interval_ms: 500,
             state_max_age_ms: 30_000,
@@ -287,6 +315,7 @@ impl Default for KafkaConfig {
             partitions: 3,
             replication_factor: 1,
             message_timeout_ms: 5000,
+            linger_ms: 5,
             request_timeout_ms: 3000,
             fetch_wait_max_ms: 10,
         }

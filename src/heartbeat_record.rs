@@ -32,7 +32,9 @@ pub enum HeartbeatParseError {
 impl HeartbeatRecord {
     /// Age of the heartbeat at `now_ms`; a heartbeat from the future counts as fresh.
     pub fn age_ms(&self, now_ms: i64) -> i64 {
-        (now_ms - self.timestamp_ms).max(0)
+        // Saturating: a garbage timestamp in Redis must not overflow (found by
+        // the property tests).
+        now_ms.saturating_sub(self.timestamp_ms).max(0)
     }
 
     /// Whether the heartbeat counts as missed at `now_ms`.

@@ -121,7 +121,7 @@ impl From<&crate::config::GatewayConfig> for EventLimits {
 }
 
 /// An event as a client sends it to `POST /api/logs`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogEventRequest {
     /// Severity name, any case.
@@ -138,6 +138,7 @@ pub struct LogEventRequest {
     pub timestamp: Option<DateTime<Utc>>,
     /// Free-form structured context.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
 }
 

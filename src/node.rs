@@ -31,6 +31,7 @@ use crate::telemetry::breaker_metrics;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
+use crate::web::metrics_endpoint;
 use crate::web::node_api::{self, NodeState};
 use crate::zookeeper::election_client::MemberInfo;
 
@@ -154,16 +155,36 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         coordinator: coordinator.clone(),
         redis_breaker,
         store,
-        metrics: registry,
+        admin_token: config.node.admin_token.clone(),
     });
+    let metrics_on_main = config.node.metrics_bind.is_empty();
+    let metrics_server = if metrics_on_main {
+        None
+    } else {
+        Some(metrics_endpoint::serve_alone(
+            &config.node.metrics_bind,
+            registry.clone(),
+        )?)
+    };
+    if let Some(metrics_server) = metrics_server {
+        // Ends with the process: the main server's exit returns from here.
+        actix_web::rt::spawn(metrics_server);
+    }
+    let registry = web::Data::new(registry);
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .app_data(state.clone())
+            .app_data(registry.clone())
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|error, _| ApiError::InvalidParameter(error.to_string()).into()),
             )
-            .configure(node_api::routes)
+            .configure(node_api::routes);
+        if metrics_on_main {
+            app.route("/metrics", web::get().to(metrics_endpoint::metrics))
+        } else {
+            app
+        }
     })
     .disable_signals()
     .workers(1)

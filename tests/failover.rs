@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use common::cluster::{pg, serial, TestCluster, SESSION_TIMEOUT_MS};
+use common::cluster::{pg, serial, TestCluster, ADMIN_TOKEN, SESSION_TIMEOUT_MS};
 use common::eventually;
 
 /// Steady load: 50 events per second, the seed's load-test rate.
@@ -288,8 +288,18 @@ async fn stepdown_hands_over_and_is_refused_by_a_standby() {
     cluster.verify_exactly_once(&acked).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
     let standby = 1 - leader;
-    let refused = http
-        .post(cluster.node(standby).url("/api/failover/stepdown"))
+    let stepdown = |slot: usize| http.post(cluster.node(slot).url("/api/failover/stepdown"));
+    let anonymous = stepdown(leader).send().await.expect("post");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let forged = stepdown(leader)
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let refused = stepdown(standby)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .expect("post");

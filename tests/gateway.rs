@@ -12,8 +12,8 @@ use understudy::log_event::{Level, LogEvent};
 use uuid::Uuid;
 
 use common::{
-    eventually, gateway_env, read_record, records_in_topic, unique, wait_ready, PrivateBroker,
-    UnderstudyProcess, KAFKA,
+    eventually, gateway_env, get_json, read_record, records_in_topic, unique, wait_ready,
+    PrivateBroker, UnderstudyProcess, KAFKA,
 };
 
 fn read_event(topic: &str, accepted: &Value) -> LogEvent {
@@ -404,14 +404,4 @@ async fn system_status_reports_broker_gateway_and_unreachable_nodes() {
     assert_eq!(status["leader"], Value::Null);
     assert_eq!(status["leaders_claimed"], 0);
     assert_eq!(status["status"], "DEGRADED");
-}
-
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
 }

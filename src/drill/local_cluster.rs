@@ -129,6 +129,8 @@ pub struct LocalCluster {
     /// the nodes: a cgroup with processes in it cannot be removed).
     cuts: Option<NetworkCuts>,
     logs: PathBuf,
+    /// The nodes' admin token (random per cluster).
+    admin_token: String,
     http: reqwest::Client,
     restarts: usize,
 }
@@ -172,6 +174,7 @@ impl LocalCluster {
             nodes: Vec::new(),
             cuts: NetworkCuts::prepare(&id),
             logs: logs.to_owned(),
+            admin_token: uuid::Uuid::new_v4().simple().to_string(),
             http,
             restarts: 0,
         };
@@ -193,6 +196,10 @@ impl LocalCluster {
             ),
             ("UNDERSTUDY_NODE__HTTP_PORT".to_owned(), "0".to_owned()),
             ("UNDERSTUDY_POSTGRES__POOL_SIZE".to_owned(), "4".to_owned()),
+            (
+                "UNDERSTUDY_NODE__ADMIN_TOKEN".to_owned(),
+                self.admin_token.clone(),
+            ),
         ]
     }
 
@@ -368,6 +375,7 @@ impl LocalCluster {
             .ok_or_else(|| DrillError::Timeout(format!("node {slot} is not running")))?;
         self.http
             .post(format!("{}/api/failover/stepdown", node.base_url))
+            .bearer_auth(&self.admin_token)
             .send()
             .await?
             .error_for_status()?;

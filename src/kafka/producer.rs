@@ -112,7 +112,7 @@ impl EventProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
-            .set("linger.ms", "2");
+            .set("linger.ms", kafka.linger_ms.to_string());
         let (renewals, requests) = mpsc::channel();
         let producer = settings.create_with_context(BrokerLossWatch {
             renewals: renewals.clone(),

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// The body could not be read from the connection.
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    /// The client took longer than allowed to send its body.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     /// The broker did not acknowledge the event: nothing was accepted.
     #[error("event not accepted, the broker is unavailable: {0}")]
     BrokerUnavailable(String),
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::BodyRead(_) => "body_read_failed",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::BrokerUnavailable(_) => "broker_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::InvalidParameter(_) => "invalid_parameter",
@@ -112,7 +116,7 @@ impl ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable code.
     pub error: &'static str,
@@ -152,6 +156,7 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::InvalidEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,

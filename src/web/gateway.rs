@@ -22,7 +22,8 @@ use crate::telemetry::breaker_metrics;
 use crate::telemetry::gateway_metrics::GatewayMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
-use crate::web::{health, log_ingest, system_status};
+use crate::web::rate_limit::ClientRateLimiter;
+use crate::web::{health, log_ingest, metrics_endpoint, openapi, system_status};
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +66,21 @@ pub struct GatewayState {
     pub started_at: Instant,
     /// Instruments.
     pub metrics: GatewayMetrics,
-    /// What `/metrics` serves.
-    pub registry: MetricsRegistry,
+    /// Per-client limit on publishing requests (none when disabled).
+    pub rate_limiter: Option<ClientRateLimiter>,
+    /// Longest a client may take to send a request body.
+    pub client_request_timeout: Duration,
 }
 
 impl GatewayState {
+    /// Takes one request from the caller's bucket (429 when empty).
+    pub fn admit(&self, request: &actix_web::HttpRequest) -> Result<(), ApiError> {
+        match (&self.rate_limiter, request.peer_addr()) {
+            (Some(limiter), Some(peer)) => limiter.check(peer.ip()),
+            _ => Ok(()),
+        }
+    }
+
     /// Publishes one event, timing the broker's acknowledgement.
     pub async fn publish(&self, event: &LogEvent) -> Result<RecordPosition, PublishError> {
         let started = Instant::now();
@@ -88,9 +99,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/api/system/status",
             web::get().to(system_status::system_status),
         )
+        .route("/api/openapi.json", web::get().to(openapi::gateway_openapi))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }));
 }
 
@@ -118,13 +129,42 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         http: reqwest::Client::builder().build()?,
         started_at: Instant::now(),
         metrics: metrics.clone(),
-        registry,
+        rate_limiter: ClientRateLimiter::new(
+            config.gateway.rate_limit_per_second,
+            config.gateway.rate_limit_burst,
+        ),
+        client_request_timeout: Duration::from_millis(config.gateway.client_request_timeout_ms),
     });
+    let forgetful = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut every_minute = actix_web::rt::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            if let Some(limiter) = &forgetful.rate_limiter {
+                limiter.forget_idle_clients();
+            }
+        }
+    });
+    let metrics_on_main = config.gateway.metrics_bind.is_empty();
+    let metrics_server = if metrics_on_main {
+        None
+    } else {
+        Some(metrics_endpoint::serve_alone(
+            &config.gateway.metrics_bind,
+            registry.clone(),
+        )?)
+    };
+    if let Some(metrics_server) = metrics_server {
+        // Ends with the process: the main server's exit returns from here.
+        actix_web::rt::spawn(metrics_server);
+    }
+    let registry = web::Data::new(registry);
     let drain = Duration::from_millis(config.kafka.message_timeout_ms) + Duration::from_secs(1);
     let server = HttpServer::new(move || {
         let metrics = metrics.clone();
-        App::new()
+        let app = App::new()
             .app_data(state.clone())
+            .app_data(registry.clone())
             .wrap_fn(move |request, service| {
                 let metrics = metrics.clone();
                 service.call(request).map(move |response| {
@@ -139,8 +179,16 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
                     response
                 })
             })
-            .configure(routes)
+            .configure(routes);
+        if metrics_on_main {
+            app.route("/metrics", web::get().to(metrics_endpoint::metrics))
+        } else {
+            app
+        }
     })
+    .client_request_timeout(Duration::from_millis(
+        config.gateway.client_request_timeout_ms,
+    ))
     .shutdown_timeout(drain.as_secs())
     .bind((config.gateway.bind_host.as_str(), config.gateway.http_port))?;
     for addr in server.addrs() {

@@ -1,6 +1,5 @@
-//! Owns the gateway's probes and scrape endpoint: `/healthz` (the process serves
-//! HTTP), `/readyz` (it can accept events: the broker answered and the topic
-//! exists) and `/metrics`.
+//! Owns the gateway's probes: `/healthz` (the process serves HTTP) and
+//! `/readyz` (it can accept events: the broker answered and the topic exists).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -8,18 +7,21 @@ use serde_json::json;
 use crate::web::gateway::GatewayState;
 
 /// `GET /healthz`: liveness; answers as long as the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "The process serves HTTP", body = Object)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "UP" }))
 }
 
-/// `GET /metrics`: every instrument in the Prometheus text format.
-pub async fn metrics(state: web::Data<GatewayState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.registry.encode())
-}
-
 /// `GET /readyz`: 200 when events can be accepted, 503 with the reason otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses(
+        (status = 200, description = "The broker answers and the topic exists", body = Object),
+        (status = 503, description = "Events cannot be accepted; the broker's state says why", body = Object),
+    )
+)]
 pub async fn readyz(state: web::Data<GatewayState>) -> HttpResponse {
     let broker = state.broker.latest();
     if broker.ready {

@@ -18,7 +18,7 @@ use crate::web::gateway::GatewayState;
 use crate::web::request_body::{body_format, read_limited, BodyFormat};
 
 /// The answer to an accepted event: where its record landed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The event's id (the client's, or the one the gateway assigned).
     pub message_id: Uuid,
@@ -29,7 +29,7 @@ pub struct Accepted {
 }
 
 /// One item's outcome in a batch answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchItemResult {
     /// Position of the item in the request, from 0.
     pub index: usize,
@@ -44,7 +44,7 @@ pub struct BatchItemResult {
 }
 
 /// The answer to a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     /// Items the broker acknowledged.
     pub accepted: usize,
@@ -55,14 +55,37 @@ pub struct BatchResponse {
 }
 
 /// `POST /api/logs`: validates one event, publishes it, answers 202 with its position.
+#[utoipa::path(
+    post,
+    path = "/api/logs",
+    tag = "gateway",
+    request_body(content = LogEventRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "In Kafka (acknowledged by the broker)", body = Accepted),
+        (status = 400, description = "Malformed JSON or body", body = ErrorBody),
+        (status = 408, description = "Body not received in time", body = ErrorBody),
+        (status = 413, description = "Body over `gateway.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Not a valid event", body = ErrorBody),
+        (status = 429, description = "Rate limit exceeded (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Broker unavailable or circuit open (see Retry-After)", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(name = "gateway.publish", skip_all)]
 pub async fn publish_one(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    state.admit(&request)?;
     body_format(&request, &[BodyFormat::Json], "application/json")?;
-    let body = read_limited(&request, payload, state.max_body_bytes).await?;
+    let body = read_limited(
+        &request,
+        payload,
+        state.max_body_bytes,
+        state.client_request_timeout,
+    )
+    .await?;
     let event_request: LogEventRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::from_json(&error))?;
     let event = event_request.validate(&state.limits, Utc::now())?;
@@ -78,18 +101,44 @@ pub async fn publish_one(
 ///
 /// Answers 202 when all were accepted, 207 when some were, and otherwise the
 /// status shared by the failures (503 if any failed at the broker).
+#[utoipa::path(
+    post,
+    path = "/api/logs/batch",
+    tag = "gateway",
+    request_body(
+        content = Vec<LogEventRequest>,
+        description = "A JSON array, or one event per line as application/x-ndjson",
+        content_type = "application/json"
+    ),
+    responses(
+        (status = 202, description = "Every item accepted", body = BatchResponse),
+        (status = 207, description = "Some items accepted; each item has its own status", body = BatchResponse),
+        (status = 400, description = "Malformed body or empty batch", body = ErrorBody),
+        (status = 413, description = "Body or item count over the limit", body = ErrorBody),
+        (status = 422, description = "No item was a valid event", body = BatchResponse),
+        (status = 429, description = "Rate limit exceeded (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Broker unavailable for every item", body = BatchResponse),
+    )
+)]
 #[tracing::instrument(name = "gateway.publish_batch", skip_all)]
 pub async fn publish_batch(
     state: web::Data<GatewayState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    state.admit(&request)?;
     let format = body_format(
         &request,
         &[BodyFormat::Json, BodyFormat::Ndjson],
         "application/json (an array) or application/x-ndjson",
     )?;
-    let body = read_limited(&request, payload, state.max_body_bytes).await?;
+    let body = read_limited(
+        &request,
+        payload,
+        state.max_body_bytes,
+        state.client_request_timeout,
+    )
+    .await?;
     let items = split_batch(&body, format)?;
     if items.is_empty() {
         return Err(ApiError::EmptyBatch);

@@ -4,6 +4,9 @@
 //! - [`log_ingest`]: `POST /api/logs` and `POST /api/logs/batch`.
 //! - [`system_status`]: `GET /api/system/status`.
 //! - [`health`]: the gateway's `/healthz` and `/readyz`.
+//! - [`metrics_endpoint`]: `/metrics`, on the main port or a listener of its own.
+//! - [`openapi`]: the OpenAPI descriptions, served at `/api/openapi.json`.
+//! - [`rate_limit`]: per-client limits on publishing (429 with Retry-After).
 //! - [`node_api`]: a node's failover status, history, stepdown and probes.
 //! - [`request_body`]: bounded body reading and media-type checks.
 //! - [`api_error`]: every error as a status code and a JSON body.
@@ -12,6 +15,9 @@ pub mod api_error;
 pub mod gateway;
 pub mod health;
 pub mod log_ingest;
+pub mod metrics_endpoint;
 pub mod node_api;
+pub mod openapi;
+pub mod rate_limit;
 pub mod request_body;
 pub mod system_status;

@@ -3,15 +3,16 @@
 //! and `/readyz`.
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDown};
 use crate::circuit_breaker::DependencyBreaker;
 use crate::postgres::sink_store::SinkStore;
-use crate::telemetry::registry::MetricsRegistry;
-use crate::web::api_error::ApiError;
+use crate::web::api_error::{ApiError, ErrorBody};
+use crate::web::openapi;
 
 /// What every node handler shares.
 pub struct NodeState {
@@ -21,8 +22,8 @@ pub struct NodeState {
     pub store: SinkStore,
     /// The breaker in front of Redis.
     pub redis_breaker: DependencyBreaker,
-    /// What `/metrics` serves.
-    pub metrics: MetricsRegistry,
+    /// What admin endpoints require as a bearer token (empty: disabled).
+    pub admin_token: String,
 }
 
 /// Mounts the node's routes.
@@ -31,13 +32,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/failover/status", web::get().to(status))
         .route("/api/failover/history", web::get().to(history))
         .route("/api/failover/stepdown", web::post().to(step_down))
+        .route("/api/openapi.json", web::get().to(openapi::node_openapi))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
         .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }));
 }
 
-async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/failover/status`.
+#[utoipa::path(
+    get,
+    path = "/api/failover/status",
+    tag = "node",
+    responses((status = 200, description = "The seed's isLeader, role, epoch, leader, heartbeat age, consumption state, last failover, and each dependency (ZooKeeper session, PostgreSQL and Redis circuit breakers)", body = Object))
+)]
+pub async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     let status = state
         .coordinator
         .send(GetFailoverStatus)
@@ -67,7 +75,19 @@ pub struct HistoryQuery {
     pub limit: Option<i64>,
 }
 
-async fn history(
+/// `GET /api/failover/history`.
+#[utoipa::path(
+    get,
+    path = "/api/failover/history",
+    tag = "node",
+    params(("limit" = Option<i64>, Query, description = "Most records, 1..=1000 (default 50)")),
+    responses(
+        (status = 200, description = "Leadership changes, newest first", body = Object),
+        (status = 400, description = "limit out of range", body = ErrorBody),
+        (status = 503, description = "PostgreSQL unavailable", body = ErrorBody),
+    )
+)]
+pub async fn history(
     state: web::Data<NodeState>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -85,7 +105,24 @@ async fn history(
     Ok(HttpResponse::Ok().json(records))
 }
 
-async fn step_down(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+/// `POST /api/failover/stepdown`: an admin endpoint.
+#[utoipa::path(
+    post,
+    path = "/api/failover/stepdown",
+    tag = "node",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "This leader resigned; a standby takes over", body = Object),
+        (status = 401, description = "No or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "No admin token is configured (`node.admin_token`)", body = ErrorBody),
+        (status = 409, description = "This node is not the leader", body = ErrorBody),
+    )
+)]
+pub async fn step_down(
+    state: web::Data<NodeState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize_admin(&state.admin_token, &request)?;
     let epoch = state
         .coordinator
         .send(StepDown)
@@ -95,17 +132,42 @@ async fn step_down(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(json!({ "steppedDown": true, "epoch": epoch })))
 }
 
-async fn metrics(state: web::Data<NodeState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.encode())
+/// Admits a request that carries `Authorization: Bearer <token>` with the
+/// configured token, compared in constant time.
+fn authorize_admin(token: &str, request: &HttpRequest) -> Result<(), ApiError> {
+    if token.is_empty() {
+        return Err(ApiError::AdminDisabled);
+    }
+    let presented = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
-async fn healthz() -> HttpResponse {
+/// `GET /healthz` of a node.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "The process serves HTTP", body = Object)))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "UP" }))
 }
 
-async fn readyz(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+/// `GET /readyz` of a node: ready while its ZooKeeper session is up.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    responses(
+        (status = 200, description = "Connected to ZooKeeper (leader or standby)", body = Object),
+        (status = 503, description = "No ZooKeeper session", body = Object),
+    )
+)]
+pub async fn readyz(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     let status = state
         .coordinator
         .send(GetFailoverStatus)

@@ -2,6 +2,8 @@
 //! declared length is checked before a byte is read, and the stream is cut off
 //! at the limit, so an oversized body costs at most `limit` bytes of memory.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::web::{BytesMut, Payload};
 use actix_web::HttpRequest;
@@ -45,6 +47,7 @@ pub async fn read_limited(
     request: &HttpRequest,
     mut payload: Payload,
     limit: usize,
+    deadline: Duration,
 ) -> Result<BytesMut, ApiError> {
     let declared = request
         .headers()
@@ -55,12 +58,20 @@ pub async fn read_limited(
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| ApiError::BodyRead(error.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let reading = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| ApiError::BodyRead(error.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    // A client that trickles its body (slowloris) holds a connection and a
+    // buffer; it gets a 408 instead of holding them for ever.
+    tokio::time::timeout(deadline, reading)
+        .await
+        .map_err(|_| ApiError::RequestTimeout(deadline))??;
     Ok(body)
 }

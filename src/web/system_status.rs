@@ -87,6 +87,12 @@ pub struct SystemStatus {
 }
 
 /// `GET /api/system/status`.
+#[utoipa::path(
+    get,
+    path = "/api/system/status",
+    tag = "gateway",
+    responses((status = 200, description = "Gateway, broker (with its circuit breaker), every configured node and the leader; `status` is UP or DEGRADED", body = Object))
+)]
 pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
     let nodes = join_all(
         state

@@ -14,6 +14,8 @@ use super::{eventually, gateway_env, http_client, unique, UnderstudyProcess, KAF
 
 /// ZooKeeper session timeout used by test nodes: sub-second, with margin for a busy CI machine.
 pub const SESSION_TIMEOUT_MS: u64 = 800;
+/// The admin token of every test cluster's nodes.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// A gateway and nodes sharing one cluster name and topic.
 pub struct TestCluster {
@@ -86,6 +88,7 @@ impl TestCluster {
                 SESSION_TIMEOUT_MS.to_string(),
             ),
             ("UNDERSTUDY_POSTGRES__POOL_SIZE".into(), "4".into()),
+            ("UNDERSTUDY_NODE__ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ]);
         env.extend(self.extra_env.clone());
         env
@@ -158,10 +161,12 @@ impl TestCluster {
             .expect("signal node");
     }
 
-    /// `POST /api/failover/stepdown` on the node in `slot`; returns the status code.
+    /// `POST /api/failover/stepdown` on the node in `slot`, with the admin
+    /// token; returns the status code.
     pub async fn step_down(&self, slot: usize) -> reqwest::StatusCode {
         self.http
             .post(self.node(slot).url("/api/failover/stepdown"))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .expect("stepdown request")

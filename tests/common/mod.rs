@@ -292,3 +292,14 @@ impl Drop for PrivateBroker {
         self.stop();
     }
 }
+
+/// `GET url`, answered with JSON (any status).
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
