@@ -172,6 +172,13 @@ pub struct KafkaConfig {
     /// long a new leader's first fetch can wait (hand-over latency) against
     /// idle fetch requests per second.
     pub fetch_wait_max_ms: u64,
+    /// Extra librdkafka properties for every Kafka client, applied last: how a
+    /// production cluster is reached, e.g. `security.protocol = "SASL_SSL"`,
+    /// `sasl.mechanisms = "SCRAM-SHA-512"`, `sasl.username`, `sasl.password`,
+    /// `ssl.ca.location`. An unknown property fails the process at start,
+    /// naming it. Never printed by `understudy config` (it holds secrets).
+    #[serde(skip_serializing)]
+    pub client_properties: std::collections::BTreeMap<String, String>,
 }
 
 /// ZooKeeper.
@@ -186,6 +193,12 @@ pub struct ZookeeperConfig {
     pub tick_time_ms: u64,
     /// Root path under which each cluster keeps its election.
     pub root: String,
+    /// `user:password` for ZooKeeper's digest scheme; when set, every znode
+    /// the nodes create is readable and writable by that identity only (a
+    /// client without it cannot join, delete a member or move the epoch).
+    /// Empty: open ACLs (a laptop). Never printed by `understudy config`.
+    #[serde(skip_serializing)]
+    pub digest_auth: String,
 }
 
 /// Circuit breakers (one per dependency and process, same settings).
@@ -318,6 +331,7 @@ impl Default for KafkaConfig {
             linger_ms: 5,
             request_timeout_ms: 3000,
             fetch_wait_max_ms: 10,
+            client_properties: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -328,6 +342,7 @@ impl Default for ZookeeperConfig {
             connect: "127.0.0.1:2181".to_owned(),
             session_timeout_ms: 400,
             tick_time_ms: 100,
+            digest_auth: String::new(),
             root: "/understudy".to_owned(),
         }
     }

@@ -221,6 +221,7 @@ impl Campaign {
         loop {
             let session = match ElectionSession::connect(
                 &self.zookeeper.connect,
+                &self.zookeeper.digest_auth,
                 session_timeout,
                 &self.zookeeper.root,
                 &self.cluster,

@@ -25,5 +25,8 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         // Reconnect quickly after a broker restart; the default backs off to 10 s.
         .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "4");
+    for (property, value) in &kafka.client_properties {
+        config.set(property, value);
+    }
     config
 }

@@ -43,30 +43,40 @@ pub struct MemberInfo {
 /// One ZooKeeper session taking part in the election.
 pub struct ElectionSession {
     client: Client,
+    /// Who may read and write what this session creates.
+    acls: Acls<'static>,
     election_path: String,
     epoch_path: String,
 }
 
 impl ElectionSession {
-    /// Connects, and creates the election directory and epoch znode if missing.
+    /// Connects (authenticated with `digest_auth` when not empty), and
+    /// creates the election directory and epoch znode if missing.
     pub async fn connect(
         connect: &str,
+        digest_auth: &str,
         session_timeout: Duration,
         root: &str,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
-        let client = Client::connector()
+        let mut connector = Client::connector()
             .with_session_timeout(session_timeout)
-            .with_connection_timeout(session_timeout.max(Duration::from_secs(1)))
-            .connect(connect)
-            .await?;
+            .with_connection_timeout(session_timeout.max(Duration::from_secs(1)));
+        let acls = if digest_auth.is_empty() {
+            Acls::anyone_all()
+        } else {
+            connector = connector.with_auth("digest", digest_auth.as_bytes());
+            Acls::creator_all()
+        };
+        let client = connector.connect(connect).await?;
         let cluster_path = format!("{root}/{cluster}");
         let session = Self {
             election_path: format!("{cluster_path}/election"),
             epoch_path: format!("{cluster_path}/epoch"),
+            acls,
             client,
         };
-        let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        let persistent = CreateMode::Persistent.with_acls(session.acls);
         session
             .client
             .mkdir(&session.election_path, &persistent)
@@ -99,7 +109,7 @@ impl ElectionSession {
             .create(
                 &format!("{}/{MEMBER_PREFIX}", self.election_path),
                 &data,
-                &CreateMode::EphemeralSequential.with_acls(Acls::anyone_all()),
+                &CreateMode::EphemeralSequential.with_acls(self.acls),
             )
             .await?;
         Ok(format!("{MEMBER_PREFIX}{sequence}"))

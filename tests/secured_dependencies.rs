@@ -1,0 +1,192 @@
+//! Authenticated dependencies, against the real services: ZooKeeper digest
+//! ACLs on the election and epoch znodes (a client without the credential can
+//! neither read, join, delete a member nor move the epoch), a Redis ACL user
+//! confined to the cluster's key prefix running a real leader, and Kafka
+//! client properties (SASL/TLS settings) reaching librdkafka.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
+
+use common::cluster::{serial, TestCluster};
+use common::{eventually, gateway_env, http_client, unique, UnderstudyProcess, KAFKA};
+
+const ZOOKEEPER: &str = "127.0.0.1:2181";
+const CREDENTIAL: &str = "understudy:s3cret";
+
+#[tokio::test]
+async fn zookeeper_acls_keep_out_a_client_without_the_credential() {
+    let _serial = serial().await;
+    let cluster = TestCluster::start_with(
+        "zk-acl",
+        1,
+        HashMap::from([(
+            "UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH".to_owned(),
+            CREDENTIAL.to_owned(),
+        )]),
+    )
+    .await;
+    cluster.wait_for_leader(None).await;
+    let election = format!("/understudy/{}/election", cluster.name);
+    let epoch = format!("/understudy/{}/epoch", cluster.name);
+
+    let stranger = Client::connect(ZOOKEEPER).await.expect("connect");
+    assert!(matches!(
+        stranger.list_children(&election).await,
+        Err(ZkError::NoAuth)
+    ));
+    assert!(matches!(
+        stranger.set_data(&epoch, b"999", None).await,
+        Err(ZkError::NoAuth)
+    ));
+    assert!(matches!(
+        stranger
+            .create(
+                &format!("{election}/member-"),
+                b"{}",
+                &CreateMode::EphemeralSequential.with_acls(Acls::anyone_all()),
+            )
+            .await,
+        Err(ZkError::NoAuth)
+    ));
+    assert!(matches!(
+        stranger
+            .delete(&format!("{election}/member-0000000000"), None)
+            .await,
+        Err(ZkError::NoAuth)
+    ));
+
+    let insider = Client::connector()
+        .with_auth("digest", CREDENTIAL.as_bytes())
+        .connect(ZOOKEEPER)
+        .await
+        .expect("connect with the credential");
+    let members = insider.list_children(&election).await.expect("list");
+    assert_eq!(members.len(), 1, "{members:?}");
+    let (stored, _) = insider.get_data(&epoch).await.expect("epoch");
+    assert_eq!(stored, b"1");
+    let status = cluster.status(0).await.expect("status");
+    assert_eq!(status["isLeader"], true);
+    assert_eq!(status["epoch"], 1);
+}
+
+fn redis_cli(args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_redis_user_confined_to_the_cluster_prefix_runs_a_leader() {
+    let _serial = serial().await;
+    let cluster_name = unique("redis_acl").replace('-', "_");
+    let user = format!("u_{cluster_name}");
+    assert_eq!(
+        redis_cli(&[
+            "ACL",
+            "SETUSER",
+            &user,
+            "on",
+            ">p4ss",
+            &format!("~understudy:{cluster_name}:*"),
+            "+@read",
+            "+@write",
+            "+@scripting",
+            "+@connection",
+            "-@dangerous",
+        ]),
+        "OK"
+    );
+    let url = format!("redis://{user}:p4ss@127.0.0.1:6379");
+    let cluster = TestCluster::start_with(
+        "redis-acl",
+        1,
+        HashMap::from([
+            ("UNDERSTUDY_CLUSTER".to_owned(), cluster_name.clone()),
+            ("UNDERSTUDY_REDIS__URL".to_owned(), url.clone()),
+        ]),
+    )
+    .await;
+    cluster.wait_for_leader(None).await;
+    let heartbeat_key = format!("understudy:{cluster_name}:leader:heartbeat");
+    eventually(
+        Duration::from_secs(10),
+        "the leader's heartbeat under its prefix",
+        || async {
+            let value = redis_cli(&["GET", &heartbeat_key]);
+            let fields: Vec<&str> = value.splitn(3, ':').collect();
+            (fields.len() == 3 && fields[1] == "1").then_some(())
+        },
+    )
+    .await;
+    let status = cluster.status(0).await.expect("status");
+    assert_eq!(status["dependencies"]["redis"]["circuit"], "closed");
+
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut confined = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect as the confined user");
+    let outside: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("someone-else:key")
+        .arg("1")
+        .query_async(&mut confined)
+        .await;
+    let refusal = outside.expect_err("a key outside the prefix is refused");
+    assert!(
+        refusal.to_string().to_lowercase().contains("noperm"),
+        "{refusal}"
+    );
+    redis_cli(&["ACL", "DELUSER", &user]);
+}
+
+#[tokio::test]
+async fn kafka_client_properties_reach_librdkafka() {
+    let topic = unique("gw-props");
+    let mut env = gateway_env(&topic, KAFKA);
+    env.insert(
+        "UNDERSTUDY_KAFKA__CLIENT_PROPERTIES".into(),
+        r#"{"no.such.property"="1"}"#.into(),
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("gateway")
+        .envs(&env)
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no.such.property"), "{stderr}");
+
+    // SASL toward a broker that speaks none: the settings are applied, so
+    // the gateway never becomes ready (and says so) instead of ignoring them.
+    env.insert(
+        "UNDERSTUDY_KAFKA__CLIENT_PROPERTIES".into(),
+        r#"{"security.protocol"="SASL_PLAINTEXT","sasl.mechanisms"="PLAIN","sasl.username"="u","sasl.password"="p"}"#.into(),
+    );
+    let gateway = UnderstudyProcess::start("gateway-sasl", &["gateway"], &env);
+    let http = http_client();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ready = http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let config = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("config")
+        .envs(&env)
+        .output()
+        .expect("config");
+    let printed = String::from_utf8_lossy(&config.stdout);
+    assert!(
+        !printed.contains("sasl.password"),
+        "secrets are never printed: {printed}"
+    );
+}
