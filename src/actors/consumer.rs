@@ -26,7 +26,7 @@ use crate::actors::node_coordinator::{BatchCommitted, ConsumerFenced, NodeCoordi
 use crate::actors::sink::{CommitBatch, SinkActor};
 use crate::actors::state_snapshot::{BatchInFlight, StateSnapshotActor};
 use crate::epoch::Epoch;
-use crate::kafka::partition_reader::{ConsumedRecord, PartitionReader};
+use crate::kafka::partition_reader::{is_connection_event, ConsumedRecord, PartitionReader};
 use crate::log_event::{EventLimits, LogEvent};
 use crate::postgres::sink_store::{DeadLetterRow, EventRow, KafkaPosition, SinkBatch, SinkError};
 use crate::retry_policy::dependency_backoff;
@@ -164,6 +164,14 @@ impl ConsumeLoop {
             };
             let records = match records {
                 Ok(records) => records,
+                // Connection events are news, not failures: librdkafka
+                // reconnects by itself, and a standby's queue holds every one
+                // from its idle time (a broker restart leaves dozens), which a
+                // pause each would turn into seconds of takeover.
+                Err(error) if is_connection_event(&error) => {
+                    tracing::debug!(%error, "kafka connection event");
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "kafka read failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -336,6 +336,26 @@ impl LocalCluster {
         Err(DrillError::Timeout(format!("node {slot} to stand by")))
     }
 
+    /// Waits until the gateway accepts events again: ready, and its circuit
+    /// breaker in front of the broker closed.
+    pub async fn wait_for_gateway_accepting(&self, timeout: Duration) -> Result<(), DrillError> {
+        let deadline = Instant::now() + timeout;
+        let status_url = format!("{}/api/system/status", self.gateway.base_url);
+        while Instant::now() < deadline {
+            let status: Option<Value> = match self.http.get(&status_url).send().await {
+                Ok(response) => response.json().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(status) = status {
+                if status["broker"]["status"] == "UP" && status["broker"]["circuit"] == "closed" {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(DrillError::Timeout("the gateway to accept events".into()))
+    }
+
     /// Waits until the node in `slot` answers and is connected to ZooKeeper,
     /// whatever its role: the cluster is whole again after an outage.
     pub async fn wait_for_standby_or_leader(

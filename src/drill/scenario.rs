@@ -310,6 +310,7 @@ async fn run_outage(
     let (_, epoch_after) = cluster
         .wait_for_stable_leader(STABLE_LEADERSHIP, CYCLE_TIMEOUT)
         .await?;
+    cluster.wait_for_gateway_accepting(CYCLE_TIMEOUT).await?;
     let postgres = &context.postgres;
     let resumed_at = first_time(
         postgres,

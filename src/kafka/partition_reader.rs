@@ -11,6 +11,7 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
@@ -139,6 +140,17 @@ impl PartitionReader {
         }
         Ok(batch)
     }
+}
+
+/// Whether `error` only reports the broker connection coming or going, which
+/// librdkafka handles by itself.
+pub fn is_connection_event(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
 }
 
 fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
