@@ -225,12 +225,28 @@ pub struct RedisConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
-    /// Connection URL.
+    /// Connection URL the nodes work with (the sink's role: it needs only
+    /// SELECT, INSERT and UPDATE on the five tables).
     pub url: String,
+    /// Connection URL for migrations (the role that owns the schema); empty:
+    /// `url` is used for both. Never printed by `understudy config`.
+    #[serde(skip_serializing)]
+    pub migrations_url: String,
     /// Connections kept by the pool.
     pub pool_size: u32,
     /// Upper bound on getting a connection.
     pub connect_timeout_ms: u64,
+}
+
+impl PostgresConfig {
+    /// Where migrations run: `migrations_url`, or `url` when it is empty.
+    pub fn migrations_url(&self) -> &str {
+        if self.migrations_url.is_empty() {
+            &self.url
+        } else {
+            &self.migrations_url
+        }
+    }
 }
 
 impl From<figment::Error> for ConfigError {
@@ -376,6 +392,7 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         Self {
             url: "postgres://understudy:understudy@127.0.0.1:5432/understudy".to_owned(),
+            migrations_url: String::new(),
             pool_size: 8,
             // Short: a call waits this long for a pooled connection while
             // PostgreSQL is down, which is also how long recovery can lag

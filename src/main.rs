@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             direction,
             database_url,
         } => {
-            let url = database_url.unwrap_or(config.postgres.url);
+            let url = database_url.unwrap_or_else(|| config.postgres.migrations_url().to_owned());
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?

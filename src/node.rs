@@ -61,7 +61,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     };
     let registry = MetricsRegistry::new()?;
     let metrics = NodeMetrics::new(&registry);
-    apply_migrations(&config.postgres.url).await;
+    apply_migrations(config.postgres.migrations_url()).await;
 
     let listener =
         std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;

@@ -1,8 +1,9 @@
 //! Authenticated dependencies, against the real services: ZooKeeper digest
 //! ACLs on the election and epoch znodes (a client without the credential can
 //! neither read, join, delete a member nor move the epoch), a Redis ACL user
-//! confined to the cluster's key prefix running a real leader, and Kafka
-//! client properties (SASL/TLS settings) reaching librdkafka.
+//! confined to the cluster's key prefix running a real leader, a PostgreSQL
+//! role that may only read and write the rows (migrations run as the owner),
+//! and Kafka client properties (SASL/TLS settings) reaching librdkafka.
 
 mod common;
 
@@ -12,8 +13,11 @@ use std::time::Duration;
 
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
-use common::cluster::{serial, TestCluster};
-use common::{eventually, gateway_env, http_client, unique, UnderstudyProcess, KAFKA};
+use common::cluster::{pg, serial, TestCluster};
+use common::{
+    eventually, gateway_env, http_client, pg_connect, unique, UnderstudyProcess, KAFKA,
+    POSTGRES_URL,
+};
 
 const ZOOKEEPER: &str = "127.0.0.1:2181";
 const CREDENTIAL: &str = "understudy:s3cret";
@@ -189,4 +193,73 @@ async fn kafka_client_properties_reach_librdkafka() {
         !printed.contains("sasl.password"),
         "secrets are never printed: {printed}"
     );
+}
+
+#[tokio::test]
+async fn a_node_works_as_a_least_privilege_role_and_that_role_cannot_do_more() {
+    let _serial = serial().await;
+    let role = unique("sink").replace('-', "_");
+    let owner = pg().await;
+    owner
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'sinkpw'; \
+             GRANT SELECT, INSERT, UPDATE ON log_events, consumer_offsets, leader_fence, \
+               failover_events, dead_letters TO {role}; \
+             GRANT USAGE ON SEQUENCE failover_events_id_seq TO {role};"
+        ))
+        .await
+        .expect("create the sink role");
+    let sink_url = format!("postgres://{role}:sinkpw@127.0.0.1:5432/understudy");
+    let cluster = TestCluster::start_with(
+        "least-privilege",
+        1,
+        HashMap::from([
+            ("UNDERSTUDY_POSTGRES__URL".to_owned(), sink_url.clone()),
+            (
+                "UNDERSTUDY_POSTGRES__MIGRATIONS_URL".to_owned(),
+                POSTGRES_URL.to_owned(),
+            ),
+        ]),
+    )
+    .await;
+    cluster.wait_for_leader(None).await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(
+            cluster
+                .publish(&format!("as a least-privilege role {i}"))
+                .await
+                .expect("acknowledged"),
+        );
+    }
+    cluster.verify_exactly_once(&acked).await;
+
+    let sink = pg_connect(&sink_url).await;
+    for forbidden in [
+        "DELETE FROM log_events",
+        "TRUNCATE consumer_offsets",
+        "DROP TABLE dead_letters",
+        "CREATE TABLE intruder (id int)",
+    ] {
+        let error = sink
+            .batch_execute(forbidden)
+            .await
+            .expect_err("the sink role may not do this");
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{forbidden}: {:?}",
+            error.as_db_error().map(|db| db.message())
+        );
+    }
+    drop(cluster);
+    owner
+        .batch_execute(&format!(
+            "REVOKE ALL ON log_events, consumer_offsets, leader_fence, failover_events, \
+               dead_letters FROM {role}; \
+             REVOKE ALL ON SEQUENCE failover_events_id_seq FROM {role}; \
+             DROP ROLE {role};"
+        ))
+        .await
+        .expect("drop the sink role");
 }
