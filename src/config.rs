@@ -238,6 +238,20 @@ pub struct PostgresConfig {
     pub connect_timeout_ms: u64,
 }
 
+impl Config {
+    /// How long a leader that stopped working keeps its leadership at most:
+    /// its ZooKeeper session if it is gone (crash, pause, partition), or the
+    /// heartbeat rule if it is still connected but hung (forced takeover). A
+    /// leader's open transaction idle for longer is ended by PostgreSQL, so a
+    /// paused leader holding the fence row never stalls its successor.
+    pub fn leadership_loss_bound(&self) -> std::time::Duration {
+        let node = &self.node;
+        let forced_takeover = node.heartbeat_timeout_ms
+            + u64::from(node.heartbeat_misses_before_takeover) * node.heartbeat_check_interval_ms;
+        std::time::Duration::from_millis(self.zookeeper.session_timeout_ms.min(forced_takeover))
+    }
+}
+
 impl PostgresConfig {
     /// Where migrations run: `migrations_url`, or `url` when it is empty.
     pub fn migrations_url(&self) -> &str {
@@ -553,6 +567,14 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paused_leaders_transaction_outlives_neither_its_session_nor_the_heartbeat_rule() {
+        let mut config = Config::default();
+        assert_eq!(config.leadership_loss_bound().as_millis(), 400);
+        config.zookeeper.session_timeout_ms = 20_000;
+        assert_eq!(config.leadership_loss_bound().as_millis(), 1000 + 3 * 250);
+    }
 
     #[test]
     fn the_first_zookeeper_port_comes_from_the_connect_string() {

@@ -68,10 +68,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let http_addr = listener.local_addr()?;
     let http_url = advertised_url(http_addr);
 
-    let pool = build_pool(
-        &config.postgres,
-        Duration::from_millis(config.zookeeper.session_timeout_ms),
-    );
+    let pool = build_pool(&config.postgres, config.leadership_loss_bound());
     let postgres_breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
     let redis_breaker = DependencyBreaker::new("redis", &config.circuit_breaker);
     breaker_metrics::register(

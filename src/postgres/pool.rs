@@ -4,10 +4,10 @@
 //! Every connection is set up so that no leader can stall its successor: a
 //! paused (SIGSTOP) or partitioned leader may hold the fence row locked in an
 //! open transaction, and PostgreSQL ends such a session after
-//! `idle_in_transaction_session_timeout` — set to the ZooKeeper session timeout,
-//! because a leader paused that long has lost its leadership anyway, while a live
-//! leader's statements follow each other within milliseconds. A statement can run
-//! for at most `statement_timeout`.
+//! `idle_in_transaction_session_timeout` — set to the time after which the
+//! leader is replaced anyway ([`crate::config::Config::leadership_loss_bound`]),
+//! while a live leader's statements follow each other within milliseconds. A
+//! statement can run for at most `statement_timeout`.
 
 use std::time::Duration;
 
