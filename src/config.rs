@@ -232,6 +232,9 @@ pub struct PostgresConfig {
     /// `url` is used for both. Never printed by `understudy config`.
     #[serde(skip_serializing)]
     pub migrations_url: String,
+    /// PEM bundle of the CA(s) that sign the server's certificate: when set,
+    /// every connection uses TLS and verifies the server (`verify-full`).
+    pub tls_ca_file: String,
     /// Connections kept by the pool.
     pub pool_size: u32,
     /// Upper bound on getting a connection.
@@ -407,6 +410,7 @@ impl Default for PostgresConfig {
         Self {
             url: "postgres://understudy:understudy@127.0.0.1:5432/understudy".to_owned(),
             migrations_url: String::new(),
+            tls_ca_file: String::new(),
             pool_size: 8,
             // Short: a call waits this long for a pooled connection while
             // PostgreSQL is down, which is also how long recovery can lag

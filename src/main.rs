@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
+use tokio_postgres_rustls::MakeRustlsConnect;
 use understudy::bench::{self, group_failover, BenchPlan};
 use understudy::cli::{Cli, Command, MigrateDirection};
 use understudy::config::{Config, Role};
@@ -11,6 +12,7 @@ use understudy::drill::load::{self, LoadPlan};
 use understudy::drill::runner::{self, DrillPlan};
 use understudy::drill::{self, verify};
 use understudy::postgres::migrations::{self, MigrationStep};
+use understudy::postgres::tls;
 use understudy::telemetry::tracing_setup;
 
 fn main() -> anyhow::Result<()> {
@@ -56,7 +58,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(migrate(&url, direction))
+                .block_on(migrate(&url, tls::connector(&config.postgres)?, direction))
         }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
@@ -169,19 +171,23 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-async fn migrate(url: &str, direction: MigrateDirection) -> anyhow::Result<()> {
+async fn migrate(
+    url: &str,
+    tls: Option<MakeRustlsConnect>,
+    direction: MigrateDirection,
+) -> anyhow::Result<()> {
     let step = match direction {
         MigrateDirection::Up => MigrationStep::UpAll,
         MigrateDirection::Down => MigrationStep::DownOne,
         MigrateDirection::DownAll => MigrationStep::DownAll,
         MigrateDirection::Status => {
-            for version in migrations::applied(url).await? {
+            for version in migrations::applied(url, tls).await? {
                 println!("applied {version}");
             }
             return Ok(());
         }
     };
-    let versions = migrations::migrate(url, step).await?;
+    let versions = migrations::migrate(url, tls, step).await?;
     if versions.is_empty() {
         println!("nothing to do");
     }

@@ -23,6 +23,7 @@ use crate::log_event::EventLimits;
 use crate::postgres::migrations::{self, MigrationStep};
 use crate::postgres::pool::build_pool;
 use crate::postgres::sink_store::SinkStore;
+use crate::postgres::tls::{self, TlsSetupError};
 use crate::redis_store::heartbeat_store::HeartbeatStore;
 use crate::redis_store::snapshot_store::SnapshotStore;
 use crate::redis_store::{self, GuardedRedis, RedisStoreError};
@@ -34,6 +35,7 @@ use crate::web::api_error::ApiError;
 use crate::web::metrics_endpoint;
 use crate::web::node_api::{self, NodeState};
 use crate::zookeeper::election_client::MemberInfo;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,9 @@ pub enum NodeError {
     /// The metrics pipeline could not be built.
     #[error("{0}")]
     Metrics(#[from] MetricsError),
+    /// TLS to PostgreSQL is configured but cannot work.
+    #[error("{0}")]
+    PostgresTls(#[from] TlsSetupError),
     /// The port could not be bound or the server failed.
     #[error("http server error: {0}")]
     Server(#[from] std::io::Error),
@@ -61,14 +66,18 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     };
     let registry = MetricsRegistry::new()?;
     let metrics = NodeMetrics::new(&registry);
-    apply_migrations(config.postgres.migrations_url()).await;
+    apply_migrations(
+        config.postgres.migrations_url(),
+        tls::connector(&config.postgres)?,
+    )
+    .await;
 
     let listener =
         std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;
     let http_addr = listener.local_addr()?;
     let http_url = advertised_url(http_addr);
 
-    let pool = build_pool(&config.postgres, config.leadership_loss_bound());
+    let pool = build_pool(&config.postgres, config.leadership_loss_bound())?;
     let postgres_breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
     let redis_breaker = DependencyBreaker::new("redis", &config.circuit_breaker);
     breaker_metrics::register(
@@ -204,8 +213,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 
 /// Applies pending migrations, waiting (with backoff) for PostgreSQL to answer:
 /// a node that cannot reach its database must not join the election.
-async fn apply_migrations(url: &str) {
-    let applied = (|| migrations::migrate(url, MigrationStep::UpAll))
+async fn apply_migrations(url: &str, tls: Option<MakeRustlsConnect>) {
+    let applied = (|| migrations::migrate(url, tls.clone(), MigrationStep::UpAll))
         .retry(dependency_backoff())
         .notify(|error, delay| tracing::warn!(%error, ?delay, "migrations failed; retrying"))
         .await;

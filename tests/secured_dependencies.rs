@@ -223,16 +223,7 @@ async fn a_node_works_as_a_least_privilege_role_and_that_role_cannot_do_more() {
     )
     .await;
     cluster.wait_for_leader(None).await;
-    let mut acked = Vec::new();
-    for i in 0..5 {
-        acked.push(
-            cluster
-                .publish(&format!("as a least-privilege role {i}"))
-                .await
-                .expect("acknowledged"),
-        );
-    }
-    cluster.verify_exactly_once(&acked).await;
+    publish_and_verify(&cluster, "as a least-privilege role").await;
 
     let sink = pg_connect(&sink_url).await;
     for forbidden in [
@@ -262,4 +253,66 @@ async fn a_node_works_as_a_least_privilege_role_and_that_role_cannot_do_more() {
         ))
         .await
         .expect("drop the sink role");
+}
+
+#[tokio::test]
+async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
+    let _serial = serial().await;
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/.infra/postgres/tls/ca.crt");
+    assert!(
+        std::path::Path::new(ca).exists(),
+        "scripts/infra up signs PostgreSQL's certificate with {ca}"
+    );
+
+    let stranger = tempfile::tempdir().expect("tempdir");
+    let stranger_ca = stranger.path().join("ca.crt");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=someone-else", "-keyout"])
+        .arg(stranger.path().join("ca.key"))
+        .arg("-out")
+        .arg(&stranger_ca)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let refused = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .args(["migrate", "status"])
+        .env("UNDERSTUDY_POSTGRES__TLS_CA_FILE", &stranger_ca)
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    let cluster = TestCluster::start_with(
+        "postgres-tls",
+        1,
+        HashMap::from([("UNDERSTUDY_POSTGRES__TLS_CA_FILE".to_owned(), ca.to_owned())]),
+    )
+    .await;
+    cluster.wait_for_leader(None).await;
+    publish_and_verify(&cluster, "over tls").await;
+    let encrypted: i64 = pg()
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE s.ssl AND a.datname = 'understudy'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(encrypted > 0, "the node's connections use TLS");
+}
+
+/// Publishes five events through the cluster and checks each is stored once.
+async fn publish_and_verify(cluster: &TestCluster, label: &str) {
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let id = cluster.publish(&format!("{label} {i}")).await;
+        acked.push(id.expect("acknowledged"));
+    }
+    cluster.verify_exactly_once(&acked).await;
 }

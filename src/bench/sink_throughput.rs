@@ -120,7 +120,8 @@ async fn commit_alone(
     events: u64,
     partitions: i32,
 ) -> Result<Duration, BenchError> {
-    let pool = build_pool(&config.postgres, Duration::from_secs(10));
+    let pool = build_pool(&config.postgres, Duration::from_secs(10))
+        .map_err(|error| BenchError::Failed(error.to_string()))?;
     let breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
     let cluster = format!("bench_{}", uuid::Uuid::now_v7().simple());
     let store = SinkStore::new(pool, breaker, &cluster, topic, "bench-store");

@@ -5,10 +5,12 @@
 //! small runtime (the wrapper's), so it is safe to call from async code.
 
 use diesel::migration::MigrationVersion;
-use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::postgres::tls;
 
 /// Every migration under `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -41,17 +43,25 @@ pub enum MigrationStep {
     DownAll,
 }
 
-/// Moves the schema of the database at `url`; returns the versions applied or reverted.
-pub async fn migrate(url: &str, step: MigrationStep) -> Result<Vec<String>, MigrationError> {
+/// Moves the schema of the database at `url` (over `tls` when given);
+/// returns the versions applied or reverted.
+pub async fn migrate(
+    url: &str,
+    tls: Option<MakeRustlsConnect>,
+    step: MigrationStep,
+) -> Result<Vec<String>, MigrationError> {
     let url = url.to_owned();
-    tokio::task::spawn_blocking(move || migrate_blocking(&url, step)).await?
+    tokio::task::spawn_blocking(move || migrate_blocking(&url, tls.as_ref(), step)).await?
 }
 
 /// Lists the versions already applied, oldest first.
-pub async fn applied(url: &str) -> Result<Vec<String>, MigrationError> {
+pub async fn applied(
+    url: &str,
+    tls: Option<MakeRustlsConnect>,
+) -> Result<Vec<String>, MigrationError> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let mut connection = open(&url, tls.as_ref())?;
         let mut versions = connection
             .applied_migrations()
             .map_err(|error| MigrationError::Apply(error.to_string()))?;
@@ -61,11 +71,25 @@ pub async fn applied(url: &str) -> Result<Vec<String>, MigrationError> {
     .await?
 }
 
-fn migrate_blocking(url: &str, step: MigrationStep) -> Result<Vec<String>, MigrationError> {
+/// A blocking connection for diesel_migrations, on a blocking thread of the
+/// caller's runtime.
+fn open(
+    url: &str,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<AsyncConnectionWrapper<AsyncPgConnection>, MigrationError> {
+    let connection = tokio::runtime::Handle::current().block_on(tls::connect(url, tls))?;
+    Ok(AsyncConnectionWrapper::from(connection))
+}
+
+fn migrate_blocking(
+    url: &str,
+    tls: Option<&MakeRustlsConnect>,
+    step: MigrationStep,
+) -> Result<Vec<String>, MigrationError> {
     fn names(versions: &[MigrationVersion<'_>]) -> Vec<String> {
         versions.iter().map(ToString::to_string).collect()
     }
-    let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)?;
+    let mut connection = open(url, tls)?;
     // Nodes start together: one applies the migrations, the others wait for it.
     // The session-level lock ends with the connection.
     diesel::RunQueryDsl::execute(

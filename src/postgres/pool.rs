@@ -14,10 +14,12 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::FutureExt;
 
 use crate::config::PostgresConfig;
+use crate::postgres::tls::{self, TlsSetupError};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The node's pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
@@ -26,13 +28,19 @@ pub type PgPool = Pool<AsyncPgConnection>;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool without connecting: a node starts while PostgreSQL is down.
-pub fn build_pool(postgres: &PostgresConfig, idle_in_transaction_timeout: Duration) -> PgPool {
+/// Fails only on a TLS configuration that cannot work (see [`tls`]).
+pub fn build_pool(
+    postgres: &PostgresConfig,
+    idle_in_transaction_timeout: Duration,
+) -> Result<PgPool, TlsSetupError> {
+    let tls = tls::connector(postgres)?;
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    config.custom_setup =
-        Box::new(move |url| establish_guarded(url.to_owned(), idle_in_transaction_timeout).boxed());
+    config.custom_setup = Box::new(move |url| {
+        establish_guarded(url.to_owned(), tls.clone(), idle_in_transaction_timeout).boxed()
+    });
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&postgres.url, config);
-    Pool::builder()
+    Ok(Pool::builder()
         .max_size(postgres.pool_size)
         // A standby keeps a connection open, so its takeover transaction does
         // not pay for a TCP connect and SCRAM authentication.
@@ -42,14 +50,15 @@ pub fn build_pool(postgres: &PostgresConfig, idle_in_transaction_timeout: Durati
         // until the timeout: the caller's backoff and circuit breaker decide
         // when to try again, and an outage is seen in milliseconds.
         .retry_connection(false)
-        .build_unchecked(manager)
+        .build_unchecked(manager))
 }
 
 async fn establish_guarded(
     url: String,
+    tls: Option<MakeRustlsConnect>,
     idle_in_transaction_timeout: Duration,
 ) -> Result<AsyncPgConnection, ConnectionError> {
-    let mut connection = AsyncPgConnection::establish(&url).await?;
+    let mut connection = tls::connect(&url, tls.as_ref()).await?;
     for setting in [
         format!(
             "SET idle_in_transaction_session_timeout = {}",
