@@ -316,3 +316,35 @@ async fn publish_and_verify(cluster: &TestCluster, label: &str) {
     }
     cluster.verify_exactly_once(&acked).await;
 }
+
+#[tokio::test]
+async fn the_secure_local_setup_runs_a_cluster_with_its_credentials() {
+    let _serial = serial().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let setup = Command::new("bash")
+        .args(["scripts/infra", "up", "--secure"])
+        .current_dir(root)
+        .output()
+        .expect("scripts/infra up --secure");
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let written = std::fs::read_to_string(format!("{root}/.infra/secure.env")).expect("secure.env");
+    let env: HashMap<String, String> = written
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .filter(|(key, _)| *key != "UNDERSTUDY_NODE__ADMIN_TOKEN")
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+    assert!(env["UNDERSTUDY_REDIS__URL"].starts_with("redis://understudy:"));
+    assert!(env["UNDERSTUDY_POSTGRES__URL"].starts_with("postgres://understudy_sink:"));
+    assert!(env.contains_key("UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH"));
+    let cluster = TestCluster::start_with("secure-setup", 1, env).await;
+    cluster.wait_for_leader(None).await;
+    publish_and_verify(&cluster, "with the secure setup").await;
+    let status = cluster.status(0).await.expect("status");
+    assert_eq!(status["dependencies"]["redis"]["circuit"], "closed");
+    assert_eq!(status["dependencies"]["postgres"]["circuit"], "closed");
+}
