@@ -324,16 +324,10 @@ impl LocalCluster {
 
     /// Waits until the node in `slot` answers as a standby.
     pub async fn wait_for_standby(&self, slot: usize, timeout: Duration) -> Result<(), DrillError> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.status(slot).await {
-                if status["role"] == "STANDBY" && status["zookeeperConnected"] == true {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(DrillError::Timeout(format!("node {slot} to stand by")))
+        self.wait_for_node(slot, timeout, "to stand by", |status| {
+            status["role"] == "STANDBY" && status["zookeeperConnected"] == true
+        })
+        .await
     }
 
     /// Waits until the gateway accepts events again: ready, and its circuit
@@ -363,16 +357,28 @@ impl LocalCluster {
         slot: usize,
         timeout: Duration,
     ) -> Result<(), DrillError> {
+        self.wait_for_node(slot, timeout, "to reconnect", |status| {
+            status["zookeeperConnected"] == true
+        })
+        .await
+    }
+
+    /// Polls the status of the node in `slot` until `ready` holds.
+    async fn wait_for_node(
+        &self,
+        slot: usize,
+        timeout: Duration,
+        what: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Result<(), DrillError> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(status) = self.status(slot).await {
-                if status["zookeeperConnected"] == true {
-                    return Ok(());
-                }
+            if self.status(slot).await.is_some_and(|status| ready(&status)) {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(DrillError::Timeout(format!("node {slot} to reconnect")))
+        Err(DrillError::Timeout(format!("node {slot} {what}")))
     }
 
     /// Sends `signal` to the node in `slot`.

@@ -77,8 +77,10 @@ async fn insert_events(
     events: &[EventRow],
 ) -> Result<usize, SinkError> {
     use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
-    fn column<T: Clone>(events: &[EventRow], field: impl Fn(&EventRow) -> &T) -> Vec<T> {
-        events.iter().map(|event| field(event).clone()).collect()
+    // References, not copies: the batch stays owned by the caller (a failed
+    // commit is retried with it), and the messages are the bulk of it.
+    fn column<'a, T>(events: &'a [EventRow], field: impl Fn(&'a EventRow) -> &'a T) -> Vec<&'a T> {
+        events.iter().map(field).collect()
     }
     Ok(diesel::sql_query(INSERT_EVENTS)
         .bind::<Array<SqlUuid>, _>(column(events, |e| &e.message_id))
