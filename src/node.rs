@@ -66,18 +66,19 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     };
     let registry = MetricsRegistry::new()?;
     let metrics = NodeMetrics::new(&registry);
-    apply_migrations(
-        config.postgres.migrations_url(),
-        tls::connector(&config.postgres)?,
-    )
-    .await;
+    let postgres_tls = tls::connector(&config.postgres)?;
+    apply_migrations(config.postgres.migrations_url(), postgres_tls.clone()).await;
 
     let listener =
         std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;
     let http_addr = listener.local_addr()?;
     let http_url = advertised_url(http_addr);
 
-    let pool = build_pool(&config.postgres, config.leadership_loss_bound())?;
+    let pool = build_pool(
+        &config.postgres,
+        postgres_tls,
+        config.leadership_loss_bound(),
+    );
     let postgres_breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
     let redis_breaker = DependencyBreaker::new("redis", &config.circuit_breaker);
     breaker_metrics::register(

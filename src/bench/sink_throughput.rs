@@ -23,6 +23,7 @@ use crate::drill::local_cluster::LocalCluster;
 use crate::epoch::Epoch;
 use crate::postgres::pool::build_pool;
 use crate::postgres::sink_store::{EventRow, KafkaPosition, SinkBatch, SinkStore};
+use crate::postgres::tls::connector;
 
 /// Rows per chunk sent to `COPY`.
 const COPY_CHUNK_ROWS: u64 = 10_000;
@@ -120,8 +121,8 @@ async fn commit_alone(
     events: u64,
     partitions: i32,
 ) -> Result<Duration, BenchError> {
-    let pool = build_pool(&config.postgres, Duration::from_secs(10))
-        .map_err(|error| BenchError::Failed(error.to_string()))?;
+    let tls = connector(&config.postgres).map_err(|error| BenchError::Failed(error.to_string()))?;
+    let pool = build_pool(&config.postgres, tls, Duration::from_secs(10));
     let breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
     let cluster = format!("bench_{}", uuid::Uuid::now_v7().simple());
     let store = SinkStore::new(pool, breaker, &cluster, topic, "bench-store");

@@ -18,7 +18,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::FutureExt;
 
 use crate::config::PostgresConfig;
-use crate::postgres::tls::{self, TlsSetupError};
+use crate::postgres::tls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The node's pool of PostgreSQL connections.
@@ -28,19 +28,19 @@ pub type PgPool = Pool<AsyncPgConnection>;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pool without connecting: a node starts while PostgreSQL is down.
-/// Fails only on a TLS configuration that cannot work (see [`tls`]).
+/// Connections use `tls` when given ([`tls::connector`]).
 pub fn build_pool(
     postgres: &PostgresConfig,
+    tls: Option<MakeRustlsConnect>,
     idle_in_transaction_timeout: Duration,
-) -> Result<PgPool, TlsSetupError> {
-    let tls = tls::connector(postgres)?;
+) -> PgPool {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
         establish_guarded(url.to_owned(), tls.clone(), idle_in_transaction_timeout).boxed()
     });
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&postgres.url, config);
-    Ok(Pool::builder()
+    Pool::builder()
         .max_size(postgres.pool_size)
         // A standby keeps a connection open, so its takeover transaction does
         // not pay for a TCP connect and SCRAM authentication.
@@ -50,7 +50,7 @@ pub fn build_pool(
         // until the timeout: the caller's backoff and circuit breaker decide
         // when to try again, and an outage is seen in milliseconds.
         .retry_connection(false)
-        .build_unchecked(manager))
+        .build_unchecked(manager)
 }
 
 async fn establish_guarded(
