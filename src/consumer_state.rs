@@ -61,6 +61,47 @@ pub struct ConsumerState {
     pub updated_at_ms: i64,
 }
 
+/// Most entries of each collection in [`CustomState`].
+pub const MAX_CUSTOM_ENTRIES: usize = 64;
+/// Longest key, value or operation in [`CustomState`], in bytes.
+pub const MAX_CUSTOM_TEXT_BYTES: usize = 1024;
+
+impl CustomState {
+    /// Whether every collection and text is within its bound.
+    pub fn within_bounds(&self) -> bool {
+        self.metadata.len() <= MAX_CUSTOM_ENTRIES
+            && self.pending_operations.len() <= MAX_CUSTOM_ENTRIES
+            && self
+                .metadata
+                .iter()
+                .all(|(key, value)| key.len().max(value.len()) <= MAX_CUSTOM_TEXT_BYTES)
+            && self
+                .pending_operations
+                .iter()
+                .all(|operation| operation.len() <= MAX_CUSTOM_TEXT_BYTES)
+    }
+}
+
+/// Why a snapshot read at takeover is not believed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotDoubt {
+    /// It describes another topic.
+    #[error("the snapshot describes another topic")]
+    OtherTopic,
+    /// Its epoch is not older than the one taking over: no earlier leader wrote it.
+    #[error("the snapshot's epoch is not before {0}")]
+    EpochNotBefore(Epoch),
+    /// It claims more processed events than offsets were ever committed.
+    #[error("the snapshot claims more processed events than the {committed} offsets committed")]
+    ProcessedBeyondOffsets {
+        /// Sum of the committed next offsets.
+        committed: u64,
+    },
+    /// Its application state exceeds the bounds.
+    #[error("the snapshot's custom state exceeds its bounds")]
+    CustomStateTooLarge,
+}
+
 /// A partition where the snapshot and PostgreSQL disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetMismatch {
@@ -77,6 +118,34 @@ impl ConsumerState {
     pub fn is_fresh(&self, now_ms: i64, max_age_ms: u64) -> bool {
         let age = now_ms.saturating_sub(self.updated_at_ms);
         age >= 0 && u64::try_from(age).is_ok_and(|age| age <= max_age_ms)
+    }
+
+    /// Checks what can be checked of a snapshot read from Redis, where anyone
+    /// with access may have written: the topic is ours, the epoch precedes
+    /// the one taking over, the processed total does not exceed the offsets
+    /// PostgreSQL committed (every processed event consumed one), and the
+    /// application state fits its bounds. A snapshot that fails is ignored:
+    /// it is advisory, PostgreSQL holds the truth.
+    pub fn doubt(
+        &self,
+        topic: &str,
+        taking_over: Epoch,
+        stored_offsets: &BTreeMap<i32, i64>,
+    ) -> Option<SnapshotDoubt> {
+        let committed = stored_offsets.values().fold(0_u64, |sum, next| {
+            sum.saturating_add(u64::try_from(*next).unwrap_or(0))
+        });
+        if self.topic != topic {
+            Some(SnapshotDoubt::OtherTopic)
+        } else if self.epoch >= taking_over {
+            Some(SnapshotDoubt::EpochNotBefore(taking_over))
+        } else if self.processed_total > committed {
+            Some(SnapshotDoubt::ProcessedBeyondOffsets { committed })
+        } else if !self.custom.within_bounds() {
+            Some(SnapshotDoubt::CustomStateTooLarge)
+        } else {
+            None
+        }
     }
 
     /// Drops in-flight ids whose TTL passed.
@@ -142,6 +211,36 @@ mod tests {
         assert!(
             !snapshot.is_fresh(9_000, 30_000),
             "a snapshot from the future is not trusted"
+        );
+    }
+
+    #[test]
+    fn a_forged_snapshot_is_doubted_and_a_plausible_one_is_not() {
+        let database: BTreeMap<i32, i64> = [(0, 30), (1, 20)].into_iter().collect();
+        let honest = state(&[(0, 30), (1, 20)], 0);
+        assert_eq!(honest.doubt("t", Epoch(4), &database), None);
+        let mut forged = honest.clone();
+        forged.processed_total = u64::MAX;
+        assert_eq!(
+            forged.doubt("t", Epoch(4), &database),
+            Some(SnapshotDoubt::ProcessedBeyondOffsets { committed: 50 })
+        );
+        assert_eq!(
+            honest.doubt("t", Epoch(3), &database),
+            Some(SnapshotDoubt::EpochNotBefore(Epoch(3)))
+        );
+        assert_eq!(
+            honest.doubt("other", Epoch(4), &database),
+            Some(SnapshotDoubt::OtherTopic)
+        );
+        let mut bloated = honest;
+        bloated
+            .custom
+            .metadata
+            .insert("k".into(), "v".repeat(MAX_CUSTOM_TEXT_BYTES + 1));
+        assert_eq!(
+            bloated.doubt("t", Epoch(4), &database),
+            Some(SnapshotDoubt::CustomStateTooLarge)
         );
     }
 

@@ -18,9 +18,9 @@ impl Epoch {
     /// The epoch before any leader.
     pub const ZERO: Epoch = Epoch(0);
 
-    /// The epoch a new leader claims after this one.
-    pub fn next(self) -> Epoch {
-        Epoch(self.0 + 1)
+    /// The epoch a new leader claims after this one; `None` past the last.
+    pub fn next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
     }
 }
 

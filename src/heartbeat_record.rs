@@ -1,6 +1,7 @@
 //! Owns the seed's heartbeat format, `{timestamp_ms}:{epoch}:{instance_id}`
-//! (for example `1706876543210:5:abc-123-def`), and the rule that decides whether
-//! a heartbeat is stale.
+//! (for example `1706876543210:5:abc-123-def`). The timestamp is for people;
+//! whether a heartbeat is stale is judged on the reader's own clock
+//! ([`crate::leader_liveness`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,20 +28,6 @@ pub enum HeartbeatParseError {
     /// The timestamp or epoch is not an integer.
     #[error("heartbeat `{0}` has a non-numeric timestamp or epoch")]
     Number(String),
-}
-
-impl HeartbeatRecord {
-    /// Age of the heartbeat at `now_ms`; a heartbeat from the future counts as fresh.
-    pub fn age_ms(&self, now_ms: i64) -> i64 {
-        // Saturating: a garbage timestamp in Redis must not overflow (found by
-        // the property tests).
-        now_ms.saturating_sub(self.timestamp_ms).max(0)
-    }
-
-    /// Whether the heartbeat counts as missed at `now_ms`.
-    pub fn is_stale(&self, now_ms: i64, timeout_ms: u64) -> bool {
-        u64::try_from(self.age_ms(now_ms)).unwrap_or(0) > timeout_ms
-    }
 }
 
 impl fmt::Display for HeartbeatRecord {
@@ -110,17 +97,5 @@ mod tests {
         ] {
             assert!(text.parse::<HeartbeatRecord>().is_err(), "{text:?}");
         }
-    }
-
-    #[test]
-    fn staleness_is_strictly_past_the_timeout() {
-        let record = HeartbeatRecord {
-            timestamp_ms: 1_000,
-            epoch: Epoch(1),
-            instance_id: "a".into(),
-        };
-        assert!(!record.is_stale(2_000, 1_000));
-        assert!(record.is_stale(2_001, 1_000));
-        assert!(!record.is_stale(500, 1_000), "clock skew is not staleness");
     }
 }

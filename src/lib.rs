@@ -11,12 +11,14 @@
 //! - [`epoch`]: the leadership epoch carried on every leadership-bound write.
 //! - [`election_order`]: who leads among ZooKeeper members, whom each watches.
 //! - [`heartbeat_record`]: the seed's heartbeat format and staleness rule.
+//! - [`leader_liveness`]: how a standby judges the leader alive, on its own clock.
 //! - [`consumer_state`]: the migratable state snapshot and its reconciliation.
 //! - [`kafka`]: the broker adapter (producer, topic admin, probe, partition reader).
 //! - [`postgres`]: the database adapter (migrations, pool, fenced sink store).
 //! - [`redis_store`]: the Redis adapter (heartbeat, state snapshot).
 //! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
 //! - [`telemetry`]: metrics (OpenTelemetry, exported for Prometheus).
+//! - [`printable`]: escaping untrusted text before it is logged or stored.
 //! - [`retry_policy`]: how every dependency call is retried.
 //! - [`circuit_breaker`]: the breakers in front of Kafka, PostgreSQL and Redis.
 //! - [`actors`]: a node's supervised actors and their messages.
@@ -36,9 +38,11 @@ pub mod election_order;
 pub mod epoch;
 pub mod heartbeat_record;
 pub mod kafka;
+pub mod leader_liveness;
 pub mod log_event;
 pub mod node;
 pub mod postgres;
+pub mod printable;
 pub mod redis_store;
 pub mod retry_policy;
 pub mod telemetry;

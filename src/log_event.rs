@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -97,6 +97,9 @@ pub enum EventError {
     /// The nil UUID is reserved: it would collide across every client that sends it.
     #[error("`message_id` must not be the nil UUID")]
     NilMessageId,
+    /// A timestamp outside the years PostgreSQL and RFC 3339 can both hold.
+    #[error("`{0}` must lie between 0001-01-01 and 9999-12-31 (UTC)")]
+    TimestampOutOfRange(&'static str),
 }
 
 /// Limits an event must fit; from the gateway configuration, shared by nodes.
@@ -174,6 +177,9 @@ impl LogEventRequest {
         check_text("source", &self.source, limits.max_source_bytes)?;
         let attributes = self.attributes.unwrap_or_default();
         check_attributes(&attributes, limits.max_attributes_bytes)?;
+        if let Some(timestamp) = &self.timestamp {
+            check_timestamp("timestamp", timestamp)?;
+        }
         let message_id = match self.message_id {
             Some(id) if id.is_nil() => return Err(EventError::NilMessageId),
             Some(id) => id,
@@ -211,7 +217,21 @@ impl LogEvent {
         }
         check_text("message", &self.message, limits.max_message_bytes)?;
         check_text("source", &self.source, limits.max_source_bytes)?;
+        check_timestamp("timestamp", &self.timestamp)?;
+        check_timestamp("received_at", &self.received_at)?;
         check_attributes(&self.attributes, limits.max_attributes_bytes)
+    }
+}
+
+/// Refuses a timestamp PostgreSQL would refuse: `timestamptz` ends at 4713 BC,
+/// and an event the database refuses must be refused at the door, not found
+/// by the sink (a year-5000-BC timestamp once wedged every commit after it).
+/// Four-digit years are also what RFC 3339 can write back to a client.
+fn check_timestamp(field: &'static str, timestamp: &DateTime<Utc>) -> Result<(), EventError> {
+    if (1..=9999).contains(&timestamp.year()) {
+        Ok(())
+    } else {
+        Err(EventError::TimestampOutOfRange(field))
     }
 }
 
@@ -344,6 +364,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn timestamps_postgresql_cannot_store_are_refused() {
+        assert_eq!(
+            validate(
+                json!({"level":"INFO","message":"m","source":"s","timestamp":"-5000-01-01T00:00:00Z"})
+            ),
+            Err(EventError::TimestampOutOfRange("timestamp"))
+        );
+        assert_eq!(
+            validate(
+                json!({"level":"INFO","message":"m","source":"s","timestamp":"+10000-01-01T00:00:00Z"})
+            ),
+            Err(EventError::TimestampOutOfRange("timestamp"))
+        );
+        for edge in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            assert!(
+                validate(json!({"level":"INFO","message":"m","source":"s","timestamp":edge}))
+                    .is_ok(),
+                "{edge}"
+            );
+        }
+        let mut event =
+            validate(json!({"level":"INFO","message":"m","source":"s"})).expect("valid");
+        event.received_at = "-0001-06-01T00:00:00Z".parse().expect("a proleptic date");
+        assert_eq!(
+            event.check(&LIMITS),
+            Err(EventError::TimestampOutOfRange("received_at"))
+        );
     }
 
     #[test]

@@ -8,8 +8,11 @@ use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
+use std::time::{Duration, Instant};
 use understudy::epoch::Epoch;
+
 use understudy::heartbeat_record::HeartbeatRecord;
+use understudy::leader_liveness::{LeaderLiveness, NamedLeader, Verdict};
 use understudy::log_event::{EventLimits, Level, LogEvent, LogEventRequest};
 
 const LIMITS: EventLimits = EventLimits {
@@ -93,11 +96,21 @@ proptest! {
     }
 
     #[test]
-    fn any_heartbeat_text_parses_or_fails_cleanly(text in ".{0,64}", now in any::<i64>(), timeout in any::<u64>()) {
-        if let Ok(record) = text.parse::<HeartbeatRecord>() {
-            prop_assert!(record.age_ms(now) >= 0);
-            let _ = record.is_stale(now, timeout);
-        }
+    fn no_heartbeat_value_that_stops_changing_delays_a_takeover(text in "[0-9:a-z-]{0,24}|.{0,64}") {
+        // Whatever a writer (or a forger) leaves in the key, once it stops
+        // changing the leader is called hung within the timeout and the misses.
+        let stored = text.parse::<HeartbeatRecord>().ok();
+        let mut judge = LeaderLiveness::new("b", Duration::from_millis(1000), 3);
+        let start = Instant::now();
+        judge.leader_named(Some(NamedLeader { instance_id: "a".into(), epoch: Epoch(1) }), start);
+        let hung_at = (0..40_u32)
+            .map(|check| start + Duration::from_millis(250) * check)
+            .find(|now| matches!(judge.heartbeat_read(stored.clone(), *now), Verdict::Hung { .. }));
+        let hung_after = hung_at.map(|at| at - start);
+        prop_assert!(
+            hung_after.is_some_and(|after| after <= Duration::from_millis(1750)),
+            "{text:?} delayed the takeover: {hung_after:?}"
+        );
     }
 
     #[test]

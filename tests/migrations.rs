@@ -13,6 +13,25 @@ const TABLES: [&str; 5] = [
     "dead_letters",
 ];
 
+/// Every migration in `migrations/`: one per table, and the sink's insert function.
+fn migration_count() -> usize {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations directory")
+        .count()
+}
+
+async fn insert_function_exists(client: &tokio_postgres::Client) -> bool {
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_proc WHERE proname = 'understudy_try_insert_events'",
+            &[],
+        )
+        .await
+        .expect("pg_proc")
+        .get::<_, i64>(0)
+        == 1
+}
+
 fn migrate(url: &str, direction: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
         .args(["migrate", direction, "--database-url", url])
@@ -49,11 +68,12 @@ async fn every_migration_goes_up_down_and_up_again() {
     let url = format!("postgres://understudy:understudy@127.0.0.1:5432/{database}");
 
     let applied = migrate(&url, "up");
-    assert_eq!(applied.lines().count(), TABLES.len(), "{applied}");
+    assert_eq!(applied.lines().count(), migration_count(), "{applied}");
     let client = common::pg_connect(&url).await;
     let mut expected: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
     expected.sort();
     assert_eq!(existing_tables(&client).await, expected);
+    assert!(insert_function_exists(&client).await);
     // The seed's duplicate check, verbatim.
     let duplicates = client
         .query(
@@ -66,13 +86,14 @@ async fn every_migration_goes_up_down_and_up_again() {
     assert_eq!(migrate(&url, "up").trim(), "nothing to do");
 
     let reverted = migrate(&url, "down-all");
-    assert_eq!(reverted.lines().count(), TABLES.len(), "{reverted}");
+    assert_eq!(reverted.lines().count(), migration_count(), "{reverted}");
     assert!(existing_tables(&client).await.is_empty());
+    assert!(!insert_function_exists(&client).await);
 
     migrate(&url, "up");
     assert_eq!(existing_tables(&client).await, expected);
     let status = migrate(&url, "status");
-    assert_eq!(status.lines().count(), TABLES.len(), "{status}");
+    assert_eq!(status.lines().count(), migration_count(), "{status}");
 
     drop(client);
     admin

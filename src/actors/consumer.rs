@@ -9,6 +9,12 @@
 //! which is the back-pressure. A failed commit is retried with backoff; a fenced
 //! one ends the actor and tells the coordinator.
 //!
+//! Partitions added to the topic while it runs are found by a metadata refresh
+//! every [`PARTITION_REFRESH_INTERVAL`] and read from their beginning, so they
+//! are never left to the broker's retention until the next failover. The
+//! assignment is reported ([`PartitionsAssigned`]) before the first commit, so
+//! lag is exported even while no commit succeeds.
+//!
 //! Handles [`Drain`]: stop reading, let the in-flight commit finish, then stop.
 
 use std::collections::BTreeMap;
@@ -22,7 +28,9 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
-use crate::actors::node_coordinator::{BatchCommitted, ConsumerFenced, NodeCoordinator};
+use crate::actors::node_coordinator::{
+    BatchCommitted, ConsumerFenced, NodeCoordinator, PartitionsAssigned,
+};
 use crate::actors::sink::{CommitBatch, SinkActor};
 use crate::actors::state_snapshot::{BatchInFlight, StateSnapshotActor};
 use crate::epoch::Epoch;
@@ -32,6 +40,9 @@ use crate::postgres::sink_store::{DeadLetterRow, EventRow, KafkaPosition, SinkBa
 use crate::retry_policy::dependency_backoff;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::telemetry::tracing_setup::parent_from_headers;
+
+/// How often a running consumer looks for partitions added to the topic.
+const PARTITION_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Stop reading, finish the in-flight commit, stop. Answers when stopped.
 #[derive(Message)]
@@ -110,7 +121,7 @@ impl Actor for ConsumerActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        if let Err(error) = self.reader.unassign() {
+        if let Err(error) = self.reader.unassign(self.epoch) {
             tracing::warn!(%error, "could not unassign partitions");
         }
         tracing::info!(epoch = %self.epoch, "consumer stopped");
@@ -142,19 +153,32 @@ struct ConsumeLoop {
 
 impl ConsumeLoop {
     async fn run(mut self) {
-        let Some(partitions) = self.discover_partitions().await else {
+        let Some(mut partitions) = self.discover_partitions().await else {
             return;
         };
-        if let Err(error) = self.settings.reader.assign(&partitions, &self.next_offsets) {
-            tracing::error!(%error, "could not assign partitions; stepping down");
-            self.coordinator.do_send(ConsumerFenced {
-                epoch: self.epoch,
-                fence_epoch: None,
-            });
+        if !self.assign(&partitions) {
             return;
         }
-        tracing::info!(epoch = %self.epoch, ?partitions, offsets = ?self.next_offsets, "consuming");
+        let mut refresh = tokio::time::interval(PARTITION_REFRESH_INTERVAL);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.reset();
         while !*self.stop.borrow() {
+            if refresh_due(&mut refresh) {
+                match self.settings.reader.partitions().await {
+                    Ok(found) if found.iter().any(|p| !partitions.contains(p)) => {
+                        tracing::info!(
+                            ?found,
+                            "partitions were added; reading the new ones from their beginning"
+                        );
+                        partitions = found;
+                        if !self.assign(&partitions) {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%error, "could not refresh topic metadata"),
+                }
+            }
             let records = tokio::select! {
                 _ = self.stop.changed() => break,
                 records = self.settings.reader.next_batch(
@@ -182,6 +206,30 @@ impl ConsumeLoop {
                 return;
             }
         }
+    }
+
+    /// Assigns `partitions` at the committed offsets (between batches, so the
+    /// committed offsets are the read position) and reports them; false when
+    /// the consumer must end.
+    fn assign(&self, partitions: &[i32]) -> bool {
+        if let Err(error) = self
+            .settings
+            .reader
+            .assign(self.epoch, partitions, &self.next_offsets)
+        {
+            tracing::error!(%error, "could not assign partitions; stepping down");
+            self.coordinator.do_send(ConsumerFenced {
+                epoch: self.epoch,
+                fence_epoch: None,
+            });
+            return false;
+        }
+        tracing::info!(epoch = %self.epoch, ?partitions, offsets = ?self.next_offsets, "consuming");
+        self.coordinator.do_send(PartitionsAssigned {
+            epoch: self.epoch,
+            partitions: partitions.to_vec(),
+        });
+        true
     }
 
     /// Waits until the topic exists; `None` when asked to stop first.
@@ -318,20 +366,25 @@ impl ConsumeLoop {
                     ));
                 }
                 Err(reason) => {
-                    tracing::warn!(partition = record.partition, offset = record.offset, %reason, "dead-lettering a record");
-                    batch.dead_letters.push(DeadLetterRow {
-                        topic: self.settings.topic.clone(),
-                        kafka_partition: record.partition,
-                        kafka_offset: record.offset,
-                        record_key: record.key,
-                        payload: record.payload,
-                        reason,
-                        epoch: self.epoch.0,
-                        processed_by: self.settings.instance_id.clone(),
-                    });
+                    let letter = DeadLetterRow::new(
+                        &self.settings.topic,
+                        position,
+                        record.key,
+                        record.payload,
+                        &reason,
+                        self.epoch,
+                        &self.settings.instance_id,
+                    );
+                    tracing::warn!(partition = record.partition, offset = record.offset, reason = %letter.reason, "dead-lettering a record");
+                    batch.dead_letters.push(letter);
                 }
             }
         }
         (batch, spans)
     }
+}
+
+/// Whether `refresh` has ticked, without waiting for it.
+fn refresh_due(refresh: &mut tokio::time::Interval) -> bool {
+    futures::FutureExt::now_or_never(refresh.tick()).is_some()
 }

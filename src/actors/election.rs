@@ -9,11 +9,19 @@
 //! resign; a leader merely disconnected from ZooKeeper leads on; the node
 //! then joins again as a fresh member, at the back of the line.
 //!
-//! Handles [`Resign`], [`ForceTakeover`], [`ReclaimEpochAbove`] and [`Leave`].
+//! Every member knows the current leader at all times: a follower watches its
+//! predecessor (the election order, no herd effect), the leader's member and
+//! the epoch znode (who leads, under which epoch), and reports each change as
+//! [`LeaderObserved`]. The leader proves its session alive every third of a
+//! session timeout ([`LeaseConfirmed`]): leadership as the node reports it is a
+//! lease on its own monotonic clock, never a memory.
+//!
+//! Handles [`Resign`], [`ForceTakeover`], [`ReclaimEpochAbove`],
+//! [`ConfirmLeadership`] and [`Leave`].
 //! ZooKeeper being down only delays: the task reconnects with backoff, and an
 //! existing leader keeps working meanwhile (the database fence keeps it safe).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -21,11 +29,13 @@ use tokio::sync::{mpsc, oneshot};
 use zookeeper_client::SessionState;
 
 use crate::actors::node_coordinator::{
-    LeaderObserved, LeadershipGranted, LeadershipRevoked, NodeCoordinator, ZooKeeperConnectivity,
+    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, NodeCoordinator,
+    ZooKeeperConnectivity,
 };
 use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
+use crate::leader_liveness::NamedLeader;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession, MemberInfo};
 
@@ -57,10 +67,23 @@ pub struct ReclaimEpochAbove {
 #[rtype(result = "()")]
 pub struct Leave;
 
+/// Asked by the heartbeat when its write was refused over a higher epoch:
+/// answers true when ZooKeeper confirms that this node still leads (the stored
+/// heartbeat is then forged and may be overwritten). Otherwise leadership is
+/// revoked at once: a newer leader holds the heartbeat, or ZooKeeper cannot
+/// vouch for us.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ConfirmLeadership {
+    /// The epoch the heartbeat was written under.
+    pub epoch: Epoch,
+}
+
 enum Command {
     Resign,
     ForceTakeover(String),
     ReclaimAbove(Epoch),
+    Confirm(Epoch, oneshot::Sender<bool>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -165,6 +188,15 @@ impl Handler<ReclaimEpochAbove> for ElectionActor {
     }
 }
 
+impl Handler<ConfirmLeadership> for ElectionActor {
+    type Result = ResponseFuture<bool>;
+    fn handle(&mut self, message: ConfirmLeadership, _ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Confirm(message.epoch, reply));
+        Box::pin(async move { answer.await.unwrap_or(false) })
+    }
+}
+
 impl Handler<Leave> for ElectionActor {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _message: Leave, _ctx: &mut Context<Self>) -> Self::Result {
@@ -211,8 +243,8 @@ struct Succession {
 
 impl Campaign {
     async fn run(mut self) {
-        let session_timeout = Duration::from_millis(self.zookeeper.session_timeout_ms);
-        let mut backoff = Duration::from_millis(100);
+        let session_timeout = self.session_timeout();
+        let mut backoff = RECONNECT_BACKOFF_MIN;
         let mut succession = Succession {
             reason: "initial election".to_owned(),
             detected_at: Utc::now(),
@@ -236,21 +268,37 @@ impl Campaign {
                     if self.wait_or_stop(backoff).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
                     continue;
                 }
             };
-            backoff = Duration::from_millis(100);
+            let connected_at = Instant::now();
             self.coordinator
                 .do_send(ZooKeeperConnectivity { connected: true });
             let next = self.campaign_in(&session, &mut succession).await;
             drop(session);
             self.coordinator
                 .do_send(ZooKeeperConnectivity { connected: false });
+            self.coordinator.do_send(LeaderObserved { leader: None });
             if matches!(next, Next::Stop) {
                 return;
             }
+            // Every reconnect waits: a session that keeps failing at once (a
+            // foreign znode, a refused operation) must not open thousands of
+            // sessions against a shared server. Only a session that lived
+            // long resets the wait.
+            if connected_at.elapsed() > RECONNECT_BACKOFF_RESET {
+                backoff = RECONNECT_BACKOFF_MIN;
+            }
+            if self.wait_or_stop(backoff).await {
+                return;
+            }
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
         }
+    }
+
+    fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.zookeeper.session_timeout_ms)
     }
 
     /// Campaigns within one session until it must be replaced or the node leaves.
@@ -259,7 +307,6 @@ impl Campaign {
         session: &ElectionSession,
         succession: &mut Succession,
     ) -> Next {
-        let session_timeout = Duration::from_millis(self.zookeeper.session_timeout_ms);
         let mut state = session.state_watcher();
         'member: loop {
             let member = match session.join(&self.me).await {
@@ -280,38 +327,27 @@ impl Campaign {
                     Ok(Observation::Leader) => {
                         self.lead(session, &member, succession, &mut state).await
                     }
-                    Ok(Observation::Follower { leader, .. })
-                        if leader.info.as_ref().map(|info| &info.instance_id)
+                    Ok(Observation::Follower(following))
+                        if following.leader.info.as_ref().map(|info| &info.instance_id)
                             == Some(&self.me.instance_id) =>
                     {
                         // Our own member from an abandoned session, not yet
                         // expired by the server: it must not outrank us.
-                        if let Err(error) = session.delete_member(&leader.member).await {
+                        if let Err(error) = session.delete_member(&following.leader.member).await {
                             tracing::warn!(%error, "could not delete our stale member znode");
                             return Next::Reconnect;
                         }
                         Next::Recheck
                     }
-                    Ok(Observation::Follower { .. }) if self.held.is_some() => {
+                    Ok(Observation::Follower(_)) if self.held.is_some() => {
                         if let Some(held) = self.held.take() {
                             self.revoke(held, "another member leads after zookeeper returned");
                         }
                         Next::Recheck
                     }
-                    Ok(Observation::Follower {
-                        predecessor,
-                        leader,
-                    }) => {
-                        self.follow(
-                            session,
-                            &member,
-                            &predecessor,
-                            leader,
-                            succession,
-                            &mut state,
-                            session_timeout,
-                        )
-                        .await
+                    Ok(Observation::Follower(following)) => {
+                        self.follow(session, &member, following, succession, &mut state)
+                            .await
                     }
                 };
                 match step {
@@ -335,13 +371,13 @@ impl Campaign {
             Standing::Follower {
                 predecessor,
                 leader,
-            } => Observation::Follower {
+            } => Observation::Follower(Following {
                 leader: LeaderMember {
                     info: session.member_info(&leader).await?,
                     member: leader,
                 },
                 predecessor,
-            },
+            }),
         })
     }
 
@@ -352,6 +388,8 @@ impl Campaign {
         succession: &mut Succession,
         state: &mut zookeeper_client::StateWatcher,
     ) -> Next {
+        let session_timeout = self.session_timeout();
+        let claim_sent = Instant::now();
         let mut epoch = match session.claim_epoch(member, Epoch::ZERO).await {
             Ok(epoch) => epoch,
             Err(ElectionError::NotMember) => return Next::Rejoin,
@@ -362,124 +400,153 @@ impl Campaign {
         };
         self.held = None;
         tracing::info!(%epoch, %member, reason = %succession.reason, "acquired leadership");
+        self.grant(epoch, succession, claim_sent + session_timeout);
+        let mut own_changed = match session.watch_member(member).await {
+            Ok(Some(watch)) => Box::pin(watch.changed()),
+            Ok(None) => {
+                self.revoke(epoch, "member znode is gone");
+                return Next::Rejoin;
+            }
+            Err(error) => {
+                tracing::warn!(%error, %epoch, "could not watch our member znode; leading on under the database fence");
+                self.held = Some(epoch);
+                return Next::Reconnect;
+            }
+        };
+        let mut confirm = tokio::time::interval(session_timeout / 3);
+        confirm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut own_changed => {
+                    if session.state().is_terminated() {
+                        return self.hold(epoch);
+                    }
+                    match session.watch_member(member).await {
+                        // A data change or a reconnect: still ours.
+                        Ok(Some(watch)) => own_changed = Box::pin(watch.changed()),
+                        _ => {
+                            self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
+                            *succession = Succession {
+                                reason: "rejoined after losing leadership".to_owned(),
+                                detected_at: Utc::now(),
+                                previous_leader: Some(self.me.instance_id.clone()),
+                            };
+                            return Next::Rejoin;
+                        }
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_terminated() {
+                        return self.hold(epoch);
+                    }
+                    // Disconnected is not lost: ZooKeeper may be restarting, and
+                    // if the session did expire, a successor's fence in
+                    // PostgreSQL refuses our next commit and we step down then.
+                    // The lease runs out meanwhile, so the node stops saying
+                    // it leads.
+                    let connected = matches!(
+                        changed,
+                        SessionState::SyncConnected | SessionState::ConnectedReadOnly
+                    );
+                    if !connected {
+                        tracing::warn!(%epoch, "zookeeper disconnected; leading on under the database fence");
+                    }
+                    self.coordinator.do_send(ZooKeeperConnectivity { connected });
+                }
+                _ = confirm.tick() => {
+                    let sent = Instant::now();
+                    match session.confirm_member(member).await {
+                        Ok(true) => self.coordinator.do_send(LeaseConfirmed {
+                            epoch,
+                            valid_until: sent + session_timeout,
+                        }),
+                        Ok(false) => {
+                            self.revoke(epoch, "member znode is gone");
+                            return Next::Rejoin;
+                        }
+                        Err(error) => tracing::debug!(%error, %epoch, "could not confirm the session"),
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Resign) => {
+                        self.revoke(epoch, "stepped down");
+                        return match session.delete_member(member).await {
+                            Ok(()) => Next::Rejoin,
+                            Err(error) => {
+                                tracing::warn!(%error, "could not delete our member znode");
+                                Next::Reconnect
+                            }
+                        };
+                    }
+                    Some(Command::ReclaimAbove(floor)) => {
+                        let claim_sent = Instant::now();
+                        match session.claim_epoch(member, floor).await {
+                            Ok(claimed) => {
+                                tracing::info!(%claimed, %floor, "reclaimed an epoch above the database fence");
+                                self.revoke(epoch, "epoch superseded by reclaim");
+                                epoch = claimed;
+                                self.grant(epoch, succession, claim_sent + session_timeout);
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "could not reclaim an epoch");
+                                self.revoke(epoch, "could not reclaim an epoch");
+                                return Next::Rejoin;
+                            }
+                        }
+                    }
+                    Some(Command::Confirm(claimed, reply)) => {
+                        let confirmed = claimed == epoch
+                            && matches!(session.confirm_member(member).await, Ok(true));
+                        let _ = reply.send(confirmed);
+                        if !confirmed {
+                            self.revoke(epoch, "heartbeat refused and zookeeper cannot confirm our leadership");
+                            let _ = session.delete_member(member).await;
+                            return Next::Rejoin;
+                        }
+                    }
+                    Some(Command::ForceTakeover(_)) => {}
+                    Some(Command::Leave(done)) => {
+                        let _ = session.delete_member(member).await;
+                        self.revoke(epoch, "node shutting down");
+                        let _ = done.send(());
+                        return Next::Stop;
+                    }
+                    None => return Next::Stop,
+                },
+            }
+        }
+    }
+
+    /// Tells the coordinator it leads under `epoch`, proven until `lease_until`.
+    fn grant(&self, epoch: Epoch, succession: &Succession, lease_until: Instant) {
         self.coordinator.do_send(LeaderObserved {
-            instance_id: Some(self.me.instance_id.clone()),
+            leader: Some(NamedLeader {
+                instance_id: self.me.instance_id.clone(),
+                epoch,
+            }),
         });
         self.coordinator.do_send(LeadershipGranted {
             epoch,
             reason: succession.reason.clone(),
             detected_at: succession.detected_at,
             previous_leader: succession.previous_leader.clone(),
+            lease_until,
         });
-        'watch: loop {
-            let own = match session.watch_member(member).await {
-                Ok(Some(watch)) => watch,
-                Ok(None) => {
-                    self.revoke(epoch, "member znode is gone");
-                    return Next::Rejoin;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, %epoch, "could not watch our member znode; leading on under the database fence");
-                    self.held = Some(epoch);
-                    return Next::Reconnect;
-                }
-            };
-            let own_changed = own.changed();
-            tokio::pin!(own_changed);
-            loop {
-                tokio::select! {
-                    _ = &mut own_changed => {
-                        if session.state().is_terminated() {
-                            return self.hold(epoch);
-                        }
-                        if matches!(session.watch_member(member).await, Ok(Some(_))) {
-                            continue 'watch;
-                        }
-                        self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
-                        *succession = Succession {
-                            reason: "rejoined after losing leadership".to_owned(),
-                            detected_at: Utc::now(),
-                            previous_leader: Some(self.me.instance_id.clone()),
-                        };
-                        return Next::Rejoin;
-                    }
-                    changed = state.changed() => {
-                        if changed.is_terminated() {
-                            return self.hold(epoch);
-                        }
-                        // Disconnected is not lost: ZooKeeper may be restarting, and
-                        // if the session did expire, a successor's fence in
-                        // PostgreSQL refuses our next commit and we step down then.
-                        let connected = matches!(
-                            changed,
-                            SessionState::SyncConnected | SessionState::ConnectedReadOnly
-                        );
-                        if !connected {
-                            tracing::warn!(%epoch, "zookeeper disconnected; leading on under the database fence");
-                        }
-                        self.coordinator.do_send(ZooKeeperConnectivity { connected });
-                        continue;
-                    }
-                    command = self.commands.recv() => match command {
-                        Some(Command::Resign) => {
-                            if let Err(error) = session.delete_member(member).await {
-                                tracing::warn!(%error, "could not delete our member znode");
-                                self.revoke(epoch, "stepped down");
-                                return Next::Reconnect;
-                            }
-                            self.revoke(epoch, "stepped down");
-                            return Next::Rejoin;
-                        }
-                        Some(Command::ReclaimAbove(floor)) => {
-                            match session.claim_epoch(member, floor).await {
-                                Ok(claimed) => {
-                                    tracing::info!(%claimed, %floor, "reclaimed an epoch above the database fence");
-                                    self.revoke(epoch, "epoch superseded by reclaim");
-                                    epoch = claimed;
-                                    self.coordinator.do_send(LeadershipGranted {
-                                        epoch,
-                                        reason: succession.reason.clone(),
-                                        detected_at: succession.detected_at,
-                                        previous_leader: succession.previous_leader.clone(),
-                                    });
-                                }
-                                Err(error) => {
-                                    tracing::warn!(%error, "could not reclaim an epoch");
-                                    self.revoke(epoch, "could not reclaim an epoch");
-                                    return Next::Rejoin;
-                                }
-                            }
-                        }
-                        Some(Command::ForceTakeover(_)) => {}
-                        Some(Command::Leave(done)) => {
-                            let _ = session.delete_member(member).await;
-                            self.revoke(epoch, "node shutting down");
-                            let _ = done.send(());
-                            return Next::Stop;
-                        }
-                        None => return Next::Stop,
-                    },
-                }
-                break;
-            }
-        }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn follow(
         &mut self,
         session: &ElectionSession,
         member: &str,
-        predecessor: &str,
-        leader: LeaderMember,
+        following: Following,
         succession: &mut Succession,
         state: &mut zookeeper_client::StateWatcher,
-        session_timeout: Duration,
     ) -> Next {
+        let Following {
+            predecessor,
+            leader,
+        } = following;
         let leader_instance = leader.info.as_ref().map(|info| info.instance_id.clone());
-        self.coordinator.do_send(LeaderObserved {
-            instance_id: leader_instance.clone(),
-        });
         if leader_instance.is_some() {
             succession.previous_leader = leader_instance.clone();
         }
@@ -491,7 +558,7 @@ impl Campaign {
                 "predecessor departed".to_owned()
             };
         };
-        let watch = match session.watch_member(predecessor).await {
+        let predecessor_watch = match session.watch_member(&predecessor).await {
             Ok(Some(watch)) => watch,
             // Gone before the watch was set: a departure all the same.
             Ok(None) => {
@@ -503,12 +570,45 @@ impl Campaign {
                 return Next::Reconnect;
             }
         };
+        // Who leads, beyond our predecessor: a second watch, so that a leader
+        // that is not our predecessor is still known (and judged) by us.
+        let leader_watch = if leader.member == predecessor {
+            None
+        } else {
+            match session.watch_member(&leader.member).await {
+                Ok(Some(watch)) => Some(watch),
+                Ok(None) => return Next::Recheck,
+                Err(error) => {
+                    tracing::warn!(%error, "could not watch the leader");
+                    return Next::Reconnect;
+                }
+            }
+        };
+        let (epoch, epoch_watch) = match session.watch_epoch().await {
+            Ok((epoch, watch)) => (Some(epoch), Some(watch)),
+            Err(ElectionError::MalformedEpoch(text)) => {
+                tracing::error!(stored = %text, "the epoch znode holds no epoch; the leader cannot be judged");
+                (None, None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the epoch");
+                return Next::Reconnect;
+            }
+        };
+        self.coordinator.do_send(LeaderObserved {
+            leader: leader_instance
+                .clone()
+                .zip(epoch)
+                .map(|(instance_id, epoch)| NamedLeader { instance_id, epoch }),
+        });
         tokio::select! {
-            _ = watch.changed() => {
+            _ = predecessor_watch.changed() => {
                 departed(succession);
                 Next::Recheck
             }
-            () = session_lost(state, session_timeout) => Next::Reconnect,
+            () = changed_or_pending(leader_watch) => Next::Recheck,
+            () = changed_or_pending(epoch_watch) => Next::Recheck,
+            () = session_lost(state, self.session_timeout()) => Next::Reconnect,
             command = self.commands.recv() => match command {
                 Some(Command::ForceTakeover(stale)) => {
                     if leader_instance.as_deref() == Some(stale.as_str()) {
@@ -526,6 +626,10 @@ impl Campaign {
                     let _ = session.delete_member(member).await;
                     let _ = done.send(());
                     Next::Stop
+                }
+                Some(Command::Confirm(_, reply)) => {
+                    let _ = reply.send(false);
+                    Next::Recheck
                 }
                 Some(Command::Resign | Command::ReclaimAbove(_)) => Next::Recheck,
                 None => Next::Stop,
@@ -551,27 +655,54 @@ impl Campaign {
 
     /// Sleeps for `delay`; true when told to leave meanwhile.
     async fn wait_or_stop(&mut self, delay: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => false,
-            command = self.commands.recv() => match command {
-                Some(Command::Leave(done)) => {
-                    let _ = done.send(());
-                    true
-                }
-                Some(_) => false,
-                None => true,
-            },
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return false,
+                command = self.commands.recv() => match command {
+                    Some(Command::Leave(done)) => {
+                        let _ = done.send(());
+                        return true;
+                    }
+                    Some(Command::Confirm(_, reply)) => {
+                        let _ = reply.send(false);
+                    }
+                    Some(_) => {}
+                    None => return true,
+                },
+            }
         }
+    }
+}
+
+/// The first wait before a new ZooKeeper session.
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest wait before a new ZooKeeper session.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A session that lived this long resets the wait: it failed, but not at once.
+const RECONNECT_BACKOFF_RESET: Duration = Duration::from_secs(30);
+
+/// Resolves when `watch` fires; never when there is none.
+async fn changed_or_pending(watch: Option<zookeeper_client::OneshotWatcher>) {
+    match watch {
+        Some(watch) => {
+            watch.changed().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
 enum Observation {
     Absent,
     Leader,
-    Follower {
-        predecessor: String,
-        leader: LeaderMember,
-    },
+    Follower(Following),
+}
+
+/// Where a follower stands: whom it watches, and who leads.
+struct Following {
+    predecessor: String,
+    leader: LeaderMember,
 }
 
 struct LeaderMember {

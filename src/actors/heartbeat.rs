@@ -1,25 +1,31 @@
 //! HeartbeatActor: the second failure signal, beside ZooKeeper.
 //!
 //! While leading it writes `leader:heartbeat` = `{timestamp_ms}:{epoch}:{instance}`
-//! every `node.heartbeat_interval_ms`, never over a higher epoch's. While standing
-//! by it reads the heartbeat every `node.heartbeat_check_interval_ms`; after
-//! `node.heartbeat_misses_before_takeover` consecutive readings older than
-//! `node.heartbeat_timeout_ms`, and only while ZooKeeper still names the writer
-//! as leader (a hung but connected leader), it asks the election to force a
-//! takeover. An unreadable Redis is not a miss: ZooKeeper stays the authority.
+//! every `node.heartbeat_interval_ms`, never over a higher epoch's unless
+//! ZooKeeper confirms that this node still leads (the stored value is then
+//! forged: ZooKeeper is the authority on epochs, Redis only a signal). A write
+//! refused while ZooKeeper cannot confirm ends the leadership at once.
+//!
+//! While standing by it reads the heartbeat every
+//! `node.heartbeat_check_interval_ms` and feeds [`LeaderLiveness`], which
+//! judges on this node's monotonic clock whether the leader ZooKeeper names
+//! still makes progress; when it calls the leader hung (a hung but connected
+//! leader), the election forces a takeover. An unreadable Redis is not a miss:
+//! ZooKeeper stays the authority.
 //!
 //! Handles [`BecomeLeader`], [`BecomeStandby`] and [`ZooKeeperLeader`]; reports
 //! [`HeartbeatObserved`] to the coordinator.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::election::{ElectionActor, ForceTakeover};
+use crate::actors::election::{ConfirmLeadership, ElectionActor, ForceTakeover};
 use crate::actors::node_coordinator::{HeartbeatObserved, NodeCoordinator};
 use crate::config::NodeConfig;
 use crate::epoch::Epoch;
 use crate::heartbeat_record::HeartbeatRecord;
+use crate::leader_liveness::{LeaderLiveness, NamedLeader, Verdict};
 use crate::redis_store::heartbeat_store::HeartbeatStore;
 
 /// Start writing heartbeats for `epoch`.
@@ -35,12 +41,12 @@ pub struct BecomeLeader {
 #[rtype(result = "()")]
 pub struct BecomeStandby;
 
-/// Who ZooKeeper currently names as leader.
+/// Who ZooKeeper currently names as leader, at which epoch.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ZooKeeperLeader {
-    /// Its instance id, when known.
-    pub instance_id: Option<String>,
+    /// The leader; `None` when unknown.
+    pub leader: Option<NamedLeader>,
 }
 
 /// Periodic tick of the leader's writer.
@@ -59,8 +65,7 @@ pub struct HeartbeatActor {
     instance_id: String,
     node: NodeConfig,
     leading: Option<Epoch>,
-    zookeeper_leader: Option<String>,
-    consecutive_misses: u32,
+    liveness: LeaderLiveness,
     in_progress: bool,
     coordinator: Addr<NodeCoordinator>,
     election: Addr<ElectionActor>,
@@ -77,11 +82,14 @@ impl HeartbeatActor {
     ) -> Self {
         Self {
             store,
+            liveness: LeaderLiveness::new(
+                instance_id.clone(),
+                Duration::from_millis(node.heartbeat_timeout_ms),
+                node.heartbeat_misses_before_takeover,
+            ),
             instance_id,
             node,
             leading: None,
-            zookeeper_leader: None,
-            consecutive_misses: 0,
             in_progress: false,
             coordinator,
             election,
@@ -109,7 +117,7 @@ impl Actor for HeartbeatActor {
 impl Supervised for HeartbeatActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.in_progress = false;
-        self.consecutive_misses = 0;
+        self.liveness.read_failed();
     }
 }
 
@@ -117,7 +125,6 @@ impl Handler<BecomeLeader> for HeartbeatActor {
     type Result = ();
     fn handle(&mut self, message: BecomeLeader, ctx: &mut Context<Self>) {
         self.leading = Some(message.epoch);
-        self.consecutive_misses = 0;
         // Write at once: standbys must not count the hand-over gap as misses.
         ctx.notify(WriteTick);
     }
@@ -127,17 +134,13 @@ impl Handler<BecomeStandby> for HeartbeatActor {
     type Result = ();
     fn handle(&mut self, _message: BecomeStandby, _ctx: &mut Context<Self>) {
         self.leading = None;
-        self.consecutive_misses = 0;
     }
 }
 
 impl Handler<ZooKeeperLeader> for HeartbeatActor {
     type Result = ();
     fn handle(&mut self, message: ZooKeeperLeader, _ctx: &mut Context<Self>) {
-        if self.zookeeper_leader != message.instance_id {
-            self.consecutive_misses = 0;
-        }
-        self.zookeeper_leader = message.instance_id;
+        self.liveness.leader_named(message.leader, Instant::now());
     }
 }
 
@@ -155,20 +158,35 @@ impl Handler<WriteTick> for HeartbeatActor {
             instance_id: self.instance_id.clone(),
         };
         let store = self.store.clone();
+        let election = self.election.clone();
         ctx.spawn(
-            async move { store.write(&record).await }
-                .into_actor(self)
-                .map(move |result, actor, _ctx| {
-                    actor.in_progress = false;
-                    match result {
-                        Ok(true) => actor.coordinator.do_send(HeartbeatObserved {
-                            age_ms: Some(0),
-                            epoch: Some(epoch),
-                        }),
-                        Ok(false) => tracing::warn!(%epoch, "a newer epoch's heartbeat is stored; not overwriting it"),
-                        Err(error) => tracing::warn!(%error, "could not write the heartbeat"),
+            async move {
+                match store.write(&record).await {
+                    Ok(false) => {
+                        tracing::warn!(%epoch, "a higher epoch's heartbeat is stored; asking zookeeper who leads");
+                        // Refused answers from an actor that is restarting
+                        // count as "cannot confirm": the leadership ends.
+                        if election.send(ConfirmLeadership { epoch }).await.unwrap_or(false) {
+                            tracing::warn!(%epoch, "zookeeper confirms our leadership; overwriting a forged heartbeat");
+                            store.overwrite(&record).await.map(|()| true)
+                        } else {
+                            Ok(false)
+                        }
                     }
-                }),
+                    other => other,
+                }
+            }
+            .into_actor(self)
+            .map(move |result, actor, _ctx| {
+                actor.in_progress = false;
+                match result {
+                    Ok(true) => actor.coordinator.do_send(HeartbeatObserved {
+                        age: Some(Duration::ZERO),
+                    }),
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "could not write the heartbeat"),
+                }
+            }),
         );
     }
 }
@@ -187,12 +205,11 @@ impl Handler<CheckTick> for HeartbeatActor {
                 .map(|result, actor, _ctx| {
                     actor.in_progress = false;
                     match result {
-                        Ok(Some(heartbeat)) => actor.judge(heartbeat),
-                        Ok(None) => actor.coordinator.do_send(HeartbeatObserved {
-                            age_ms: None,
-                            epoch: None,
-                        }),
-                        Err(error) => tracing::debug!(%error, "could not read the heartbeat"),
+                        Ok(stored) => actor.judge(stored),
+                        Err(error) => {
+                            tracing::debug!(%error, "could not read the heartbeat");
+                            actor.liveness.read_failed();
+                        }
                     }
                 }),
         );
@@ -200,34 +217,33 @@ impl Handler<CheckTick> for HeartbeatActor {
 }
 
 impl HeartbeatActor {
-    fn judge(&mut self, heartbeat: HeartbeatRecord) {
-        let now_ms = chrono::Utc::now().timestamp_millis();
+    fn judge(&mut self, stored: Option<HeartbeatRecord>) {
+        let now = Instant::now();
+        let verdict = self.liveness.heartbeat_read(stored, now);
         self.coordinator.do_send(HeartbeatObserved {
-            age_ms: Some(heartbeat.age_ms(now_ms)),
-            epoch: Some(heartbeat.epoch),
+            age: self.liveness.since_progress(now),
         });
-        let names_current_leader =
-            self.zookeeper_leader.as_deref() == Some(heartbeat.instance_id.as_str());
-        if !names_current_leader || heartbeat.instance_id == self.instance_id {
-            self.consecutive_misses = 0;
-            return;
-        }
-        if !heartbeat.is_stale(now_ms, self.node.heartbeat_timeout_ms) {
-            self.consecutive_misses = 0;
-            return;
-        }
-        self.consecutive_misses += 1;
-        tracing::info!(
-            leader = %heartbeat.instance_id,
-            age_ms = heartbeat.age_ms(now_ms),
-            misses = self.consecutive_misses,
-            "leader heartbeat is stale"
-        );
-        if self.consecutive_misses >= self.node.heartbeat_misses_before_takeover {
-            self.consecutive_misses = 0;
-            self.election.do_send(ForceTakeover {
-                instance_id: heartbeat.instance_id,
-            });
+        match verdict {
+            Verdict::NotJudged | Verdict::Alive { .. } => {}
+            Verdict::Missed {
+                misses,
+                since_progress,
+            } => tracing::info!(
+                misses,
+                unchanged_ms = since_progress.as_millis(),
+                "leader heartbeat is stale"
+            ),
+            Verdict::Hung {
+                instance_id,
+                since_progress,
+            } => {
+                tracing::warn!(
+                    leader = %instance_id,
+                    unchanged_ms = since_progress.as_millis(),
+                    "leader heartbeat stopped changing; forcing a takeover"
+                );
+                self.election.do_send(ForceTakeover { instance_id });
+            }
         }
     }
 }

@@ -7,12 +7,17 @@
 //! and [`ConsumerFenced`] stop the consumer at once. A message of an older epoch
 //! is dropped with a debug log; what makes that safe is the fence, not the check.
 //!
-//! Also handles [`LeaderObserved`], [`ZooKeeperConnectivity`],
+//! Leadership as the node reports it (`isLeader`) is a lease: held only while
+//! ZooKeeper vouched for the session within a session timeout, on this node's
+//! monotonic clock ([`LeaseConfirmed`]); a paused leader that wakes after its
+//! successor took over never says it leads.
+//!
+//! Also handles [`LeaderObserved`], [`LeaseConfirmed`], [`ZooKeeperConnectivity`],
 //! [`HeartbeatObserved`], [`BatchCommitted`], [`GetFailoverStatus`],
 //! [`StepDown`] and [`Shutdown`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use backon::Retryable;
@@ -30,6 +35,7 @@ use crate::actors::state_snapshot::{
 };
 use crate::consumer_state::{ConsumerState, CustomState};
 use crate::epoch::Epoch;
+use crate::leader_liveness::NamedLeader;
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
 use crate::telemetry::node_metrics::NodeMetrics;
@@ -46,6 +52,21 @@ pub struct LeadershipGranted {
     pub detected_at: DateTime<Utc>,
     /// The previous leader's instance id, when known.
     pub previous_leader: Option<String>,
+    /// Until when ZooKeeper vouched for this node's session (the claim's
+    /// round trip), on this node's monotonic clock.
+    pub lease_until: Instant,
+}
+
+/// ZooKeeper confirmed, with a request sent `session timeout` before
+/// `valid_until`, that this node's member still exists: its leadership is
+/// proven until then.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct LeaseConfirmed {
+    /// The epoch led.
+    pub epoch: Epoch,
+    /// End of the lease, on this node's monotonic clock.
+    pub valid_until: Instant,
 }
 
 /// This node no longer leads `epoch`.
@@ -58,12 +79,12 @@ pub struct LeadershipRevoked {
     pub reason: String,
 }
 
-/// Who ZooKeeper names as leader.
+/// Who ZooKeeper names as leader, and the epoch it was granted.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct LeaderObserved {
-    /// Its instance id, when known.
-    pub instance_id: Option<String>,
+    /// The leader; `None` when this node cannot tell (no session).
+    pub leader: Option<NamedLeader>,
 }
 
 /// Whether the ZooKeeper session is up.
@@ -74,14 +95,13 @@ pub struct ZooKeeperConnectivity {
     pub connected: bool,
 }
 
-/// The latest heartbeat age seen (0 when this node just wrote it).
+/// How long the leader's heartbeat has not changed, on this node's clock
+/// (0 when this node just wrote it).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct HeartbeatObserved {
-    /// Age in ms; `None` when no heartbeat is stored.
-    pub age_ms: Option<i64>,
-    /// The epoch the heartbeat carries.
-    pub epoch: Option<Epoch>,
+    /// Time since the leader's last progress; `None` when no leader is judged.
+    pub age: Option<Duration>,
 }
 
 /// How often the leader measures consumer lag.
@@ -104,6 +124,17 @@ pub struct BatchCommitted {
     pub partitions: Vec<i32>,
     /// Next offset per partition after the commit.
     pub next_offsets: BTreeMap<i32, i64>,
+}
+
+/// The consumer of `epoch` assigned `partitions` (at start, and when the
+/// topic grew): lag is measured on them from now on, commits or not.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct PartitionsAssigned {
+    /// The consumer's epoch.
+    pub epoch: Epoch,
+    /// Every partition it reads.
+    pub partitions: Vec<i32>,
 }
 
 /// The consumer of `epoch` cannot go on: fenced by a newer leader, or unable to start.
@@ -146,7 +177,9 @@ pub struct FailoverStatus {
     pub cluster: String,
     /// The seed's flag: this node leads and consumes.
     pub is_leader: bool,
-    /// `LEADER`, `TAKING_OVER` or `STANDBY`.
+    /// `LEADER`, `UNCONFIRMED` (consuming under the fence, but ZooKeeper has
+    /// not vouched for this node within a session timeout), `TAKING_OVER` or
+    /// `STANDBY`.
     pub role: &'static str,
     /// This node's current (or last) epoch.
     pub epoch: Option<Epoch>,
@@ -241,7 +274,11 @@ pub struct NodeCoordinator {
     leadership: watch::Sender<Option<Epoch>>,
     consumer: Option<Addr<ConsumerActor>>,
     zookeeper_connected: bool,
-    zookeeper_leader: Option<String>,
+    zookeeper_leader: Option<NamedLeader>,
+    /// Until when ZooKeeper vouched for our leadership.
+    lease_until: Option<Instant>,
+    /// When the sink last made progress (a commit, or the start of leading).
+    last_sink_progress: Instant,
     heartbeat_age_ms: Option<i64>,
     state: StateSummary,
     reconciliation_mismatches: u64,
@@ -265,6 +302,8 @@ impl NodeCoordinator {
             consumer: None,
             zookeeper_connected: false,
             zookeeper_leader: None,
+            lease_until: None,
+            last_sink_progress: Instant::now(),
             heartbeat_age_ms: None,
             state: StateSummary::default(),
             reconciliation_mismatches: 0,
@@ -298,7 +337,9 @@ impl NodeCoordinator {
         for partition in &self.state.partitions {
             self.identity.metrics.lag(*partition, 0);
         }
+        self.identity.metrics.stalled(Duration::ZERO);
         self.set_role(Role::Standby);
+        self.lease_until = None;
         self.actors.heartbeat.do_send(BecomeStandby);
         self.actors.snapshots.do_send(EndEpoch);
     }
@@ -314,6 +355,14 @@ impl NodeCoordinator {
         let epoch = granted.epoch;
         let now = Utc::now();
         let mut custom = CustomState::default();
+        let snapshot = snapshot.filter(|snapshot| {
+            let doubt = snapshot.doubt(&self.consumer_settings.topic, epoch, &offsets);
+            if let Some(doubt) = &doubt {
+                self.identity.metrics.reconciliation_mismatch();
+                tracing::warn!(%doubt, "state snapshot not believed; continuing from postgresql");
+            }
+            doubt.is_none()
+        });
         if let Some(snapshot) = snapshot {
             if snapshot.is_fresh(now.timestamp_millis(), self.identity.state_max_age_ms) {
                 let mismatches = snapshot.mismatches(&offsets);
@@ -333,6 +382,7 @@ impl NodeCoordinator {
             }
         }
         self.state.offsets = offsets.clone();
+        self.last_sink_progress = Instant::now();
         self.actors.snapshots.do_send(BeginEpoch {
             epoch,
             processed_total: self.state.processed_total,
@@ -408,14 +458,19 @@ impl Handler<MeasureLag> for NodeCoordinator {
                     }
                     match watermarks {
                         Ok(watermarks) => {
+                            let mut waiting = 0;
                             for (partition, high) in watermarks {
                                 let committed =
                                     actor.state.offsets.get(&partition).copied().unwrap_or(0);
-                                actor
-                                    .identity
-                                    .metrics
-                                    .lag(partition, (high - committed).max(0));
+                                let lag = (high - committed).max(0);
+                                waiting += lag;
+                                actor.identity.metrics.lag(partition, lag);
                             }
+                            actor.identity.metrics.stalled(if waiting > 0 {
+                                actor.last_sink_progress.elapsed()
+                            } else {
+                                Duration::ZERO
+                            });
                         }
                         Err(error) => tracing::debug!(%error, "could not read watermarks"),
                     }
@@ -437,6 +492,7 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
             return;
         }
         self.stop_consumer();
+        self.lease_until = Some(granted.lease_until);
         self.set_role(Role::TakingOver(granted.epoch));
         self.actors.heartbeat.do_send(BecomeLeader {
             epoch: granted.epoch,
@@ -506,6 +562,18 @@ impl Handler<LeadershipRevoked> for NodeCoordinator {
     }
 }
 
+impl Handler<PartitionsAssigned> for NodeCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, assigned: PartitionsAssigned, _ctx: &mut Context<Self>) {
+        if self.role != Role::Leading(assigned.epoch) {
+            tracing::debug!(epoch = %assigned.epoch, "assignment of another epoch ignored");
+            return;
+        }
+        self.state.partitions = assigned.partitions;
+    }
+}
+
 impl Handler<ConsumerFenced> for NodeCoordinator {
     type Result = ();
 
@@ -524,9 +592,23 @@ impl Handler<LeaderObserved> for NodeCoordinator {
     type Result = ();
     fn handle(&mut self, observed: LeaderObserved, _ctx: &mut Context<Self>) {
         self.actors.heartbeat.do_send(ZooKeeperLeader {
-            instance_id: observed.instance_id.clone(),
+            leader: observed.leader.clone(),
         });
-        self.zookeeper_leader = observed.instance_id;
+        if let (Role::Standby, Some(leader)) = (self.role, &observed.leader) {
+            self.identity.metrics.epoch(leader.epoch.0);
+        }
+        self.zookeeper_leader = observed.leader;
+    }
+}
+
+impl Handler<LeaseConfirmed> for NodeCoordinator {
+    type Result = ();
+    fn handle(&mut self, confirmed: LeaseConfirmed, _ctx: &mut Context<Self>) {
+        if self.role.epoch() != Some(confirmed.epoch) {
+            tracing::debug!(epoch = %confirmed.epoch, "lease of an epoch we do not hold ignored");
+            return;
+        }
+        self.lease_until = self.lease_until.max(Some(confirmed.valid_until));
     }
 }
 
@@ -543,14 +625,11 @@ impl Handler<ZooKeeperConnectivity> for NodeCoordinator {
 impl Handler<HeartbeatObserved> for NodeCoordinator {
     type Result = ();
     fn handle(&mut self, observed: HeartbeatObserved, _ctx: &mut Context<Self>) {
-        self.heartbeat_age_ms = observed.age_ms;
-        if let Some(age_ms) = observed.age_ms {
-            self.identity
-                .metrics
-                .heartbeat_age(Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)));
-        }
-        if let (Role::Standby, Some(epoch)) = (self.role, observed.epoch) {
-            self.identity.metrics.epoch(epoch.0);
+        self.heartbeat_age_ms = observed
+            .age
+            .map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        if let Some(age) = observed.age {
+            self.identity.metrics.heartbeat_age(age);
         }
     }
 }
@@ -563,8 +642,15 @@ impl Handler<BatchCommitted> for NodeCoordinator {
             tracing::debug!(epoch = %committed.epoch, "commit report of another epoch ignored");
             return;
         }
-        self.state.processed_total += committed.outcome.inserted as u64;
-        self.state.dead_lettered_total += committed.outcome.dead_lettered as u64;
+        self.last_sink_progress = Instant::now();
+        self.state.processed_total = self
+            .state
+            .processed_total
+            .saturating_add(committed.outcome.inserted as u64);
+        self.state.dead_lettered_total = self
+            .state
+            .dead_lettered_total
+            .saturating_add(committed.outcome.dead_lettered as u64);
         self.state.partitions = committed.partitions.clone();
         self.state.offsets = committed.next_offsets.clone();
         if let Some(view) = self
@@ -594,17 +680,23 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
     type Result = MessageResult<GetFailoverStatus>;
 
     fn handle(&mut self, _message: GetFailoverStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        let lease_held = self.lease_until.is_some_and(|until| until > Instant::now());
+        let is_leader = matches!(self.role, Role::Leading(_)) && lease_held;
         MessageResult(FailoverStatus {
             instance_id: self.identity.instance_id.clone(),
             cluster: self.identity.cluster.clone(),
-            is_leader: matches!(self.role, Role::Leading(_)),
+            is_leader,
             role: match self.role {
                 Role::Standby => "STANDBY",
                 Role::TakingOver(_) => "TAKING_OVER",
-                Role::Leading(_) => "LEADER",
+                Role::Leading(_) if is_leader => "LEADER",
+                Role::Leading(_) => "UNCONFIRMED",
             },
             epoch: self.role.epoch().or(self.last_epoch),
-            leader_id: self.zookeeper_leader.clone(),
+            leader_id: self
+                .zookeeper_leader
+                .as_ref()
+                .map(|leader| leader.instance_id.clone()),
             zookeeper_connected: self.zookeeper_connected,
             heartbeat_age_ms: self.heartbeat_age_ms,
             state: self.state.clone(),

@@ -90,12 +90,15 @@ impl Handler<CommitBatch> for SinkActor {
                 let started = Instant::now();
                 let result = store.commit(message.epoch, &message.batch).await;
                 match &result {
-                    Ok(outcome) => metrics.committed(
-                        message.batch.events.len() + message.batch.dead_letters.len(),
-                        outcome.inserted,
-                        outcome.dead_lettered,
-                        started.elapsed(),
-                    ),
+                    Ok(outcome) => {
+                        metrics.refused(outcome.refused);
+                        metrics.committed(
+                            message.batch.events.len() + message.batch.dead_letters.len(),
+                            outcome.inserted,
+                            outcome.dead_lettered,
+                            started.elapsed(),
+                        );
+                    }
                     Err(SinkError::Fenced { .. }) => metrics.fenced(),
                     Err(_) => {}
                 }

@@ -25,7 +25,7 @@ pub async fn read_and_decode(
     let limits = EventLimits::from(&config.gateway);
     let group = format!("bench-reader-{}", uuid::Uuid::now_v7().simple());
     let reader = PartitionReader::new(&kafka, &group)?;
-    reader.assign(partitions, &Default::default())?;
+    reader.assign(crate::epoch::Epoch::ZERO, partitions, &Default::default())?;
     let linger = Duration::from_millis(config.node.batch_linger_ms);
     let started = Instant::now();
     let mut read = 0_u64;

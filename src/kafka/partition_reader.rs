@@ -5,7 +5,7 @@
 //! A standby creates its reader at start-up and keeps its broker connection warm,
 //! so a takeover costs an assign and a seek, not a cold bootstrap.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -15,6 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::epoch::Epoch;
 use crate::kafka::client_config;
 
 /// One record as read from Kafka, owned.
@@ -33,10 +34,16 @@ pub struct ConsumedRecord {
 }
 
 /// The leader's reader of the events topic; cheap to clone.
+///
+/// Every term of this node shares the one consumer, so the assignment
+/// remembers the epoch that made it: a consumer of an older term that stops
+/// late (a fenced retry waking after the node was elected again) can never
+/// unassign the partitions of the new term.
 #[derive(Clone)]
 pub struct PartitionReader {
     consumer: Arc<StreamConsumer>,
     kafka: KafkaConfig,
+    assigned_by: Arc<Mutex<Option<Epoch>>>,
 }
 
 impl PartitionReader {
@@ -53,6 +60,7 @@ impl PartitionReader {
         Ok(Self {
             consumer: Arc::new(consumer),
             kafka: kafka.clone(),
+            assigned_by: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -75,9 +83,11 @@ impl PartitionReader {
         .map_err(|_| KafkaError::Canceled)?
     }
 
-    /// Assigns `partitions`, each at its stored next offset or the beginning.
+    /// Assigns `partitions` for the term of `epoch`, each at its stored next
+    /// offset or the beginning (a partition never committed, new ones included).
     pub fn assign(
         &self,
+        epoch: Epoch,
         partitions: &[i32],
         next_offsets: &std::collections::BTreeMap<i32, i64>,
     ) -> Result<(), KafkaError> {
@@ -88,7 +98,13 @@ impl PartitionReader {
                 .map_or(Offset::Beginning, |next| Offset::Offset(*next));
             assignment.add_partition_offset(&self.kafka.topic, *partition, offset)?;
         }
-        self.consumer.assign(&assignment)
+        let mut assigned_by = self
+            .assigned_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.consumer.assign(&assignment)?;
+        *assigned_by = Some(epoch);
+        Ok(())
     }
 
     /// The high watermark (next offset to be written) of each of `partitions`.
@@ -112,9 +128,20 @@ impl PartitionReader {
         .map_err(|_| KafkaError::Canceled)?
     }
 
-    /// Drops every assignment (on losing leadership).
-    pub fn unassign(&self) -> Result<(), KafkaError> {
-        self.consumer.unassign()
+    /// Drops the assignment if the term of `epoch` made it (on losing
+    /// leadership); a later term's assignment is left alone.
+    pub fn unassign(&self, epoch: Epoch) -> Result<(), KafkaError> {
+        let mut assigned_by = self
+            .assigned_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *assigned_by != Some(epoch) {
+            tracing::debug!(%epoch, current = ?*assigned_by, "not unassigning another term's partitions");
+            return Ok(());
+        }
+        self.consumer.unassign()?;
+        *assigned_by = None;
+        Ok(())
     }
 
     /// Waits for the next record, then gathers more for up to `linger`, at most `max`.
@@ -171,5 +198,40 @@ fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader() -> PartitionReader {
+        // No broker is needed: assignment is local to the client.
+        let kafka = KafkaConfig {
+            bootstrap_servers: "127.0.0.1:1".to_owned(),
+            topic: "t".to_owned(),
+            ..KafkaConfig::default()
+        };
+        PartitionReader::new(&kafka, "g").expect("a consumer")
+    }
+
+    fn assigned(reader: &PartitionReader) -> usize {
+        reader.consumer.assignment().expect("assignment").count()
+    }
+
+    #[tokio::test]
+    async fn a_stale_term_stopping_late_never_unassigns_the_new_term() {
+        let reader = reader();
+        let offsets = std::collections::BTreeMap::from([(0, 5)]);
+        reader
+            .assign(Epoch(4), &[0, 1, 2], &offsets)
+            .expect("assign");
+        reader
+            .assign(Epoch(6), &[0, 1, 2], &offsets)
+            .expect("reassign");
+        reader.unassign(Epoch(4)).expect("no-op");
+        assert_eq!(assigned(&reader), 3, "the new term keeps its partitions");
+        reader.unassign(Epoch(6)).expect("unassign");
+        assert_eq!(assigned(&reader), 0);
     }
 }

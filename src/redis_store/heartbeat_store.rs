@@ -60,6 +60,19 @@ impl HeartbeatStore {
         Ok(written == 1)
     }
 
+    /// Writes `record` whatever is stored: only once ZooKeeper confirmed that
+    /// its writer leads, so what it replaces was never granted.
+    pub async fn overwrite(&self, record: &HeartbeatRecord) -> Result<(), RedisStoreError> {
+        let value = record.to_string();
+        self.redis
+            .run(|mut connection| async move {
+                connection
+                    .pset_ex::<_, _, ()>(&self.key, value, HEARTBEAT_TTL_MS)
+                    .await
+            })
+            .await
+    }
+
     /// The stored heartbeat, if any.
     pub async fn read(&self) -> Result<Option<HeartbeatRecord>, RedisStoreError> {
         let stored: Option<String> = self

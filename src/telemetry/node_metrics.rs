@@ -41,6 +41,8 @@ pub struct NodeMetrics {
     batch_size: Histogram<f64>,
     commit_duration: Histogram<f64>,
     zookeeper_connected: Gauge<i64>,
+    sink_stalled: Gauge<f64>,
+    refused_events: Counter<u64>,
 }
 
 impl NodeMetrics {
@@ -118,7 +120,21 @@ impl NodeMetrics {
                 .i64_gauge("zookeeper_connected")
                 .with_description("1 while this node has a ZooKeeper session, else 0")
                 .build(),
+            sink_stalled: meter
+                .f64_gauge("sink_stalled")
+                .with_unit("s")
+                .with_description(
+                    "While events wait (lag above 0): time since the leader's last commit; else 0",
+                )
+                .build(),
+            refused_events: meter
+                .u64_counter("sink_refused_events")
+                .with_description(
+                    "Events PostgreSQL refused for their content, isolated and dead-lettered",
+                )
+                .build(),
         };
+        metrics.stalled(Duration::ZERO);
         metrics.leading(false);
         metrics.zookeeper_connected(false);
         // Export every counter from the start: an alert on `messages_lost_total > 0`
@@ -130,6 +146,7 @@ impl NodeMetrics {
             &metrics.forced_takeovers,
             &metrics.dead_letters,
             &metrics.reconciliation_mismatches,
+            &metrics.refused_events,
         ] {
             counter.add(0, &[]);
         }
@@ -175,6 +192,16 @@ impl NodeMetrics {
         self.commit_duration.record(took.as_secs_f64(), &[]);
         self.messages_processed.add(inserted as u64, &[]);
         self.dead_letters.add(dead_lettered as u64, &[]);
+    }
+
+    /// Events the database refused for their content.
+    pub fn refused(&self, events: usize) {
+        self.refused_events.add(events as u64, &[]);
+    }
+
+    /// How long the sink has made no progress while events wait.
+    pub fn stalled(&self, stalled: Duration) {
+        self.sink_stalled.record(stalled.as_secs_f64(), &[]);
     }
 
     /// Offsets skipped by the broker.

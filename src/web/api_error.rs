@@ -7,6 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use uuid::Uuid;
+
 use crate::kafka::producer::PublishError;
 use crate::log_event::EventError;
 
@@ -25,11 +27,10 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
-    /// A batch holds more events than `gateway.max_batch_events`.
-    #[error("batch holds {count} events; the limit is {limit}")]
+    /// A batch holds more events than `gateway.max_batch_events` (counting
+    /// stops there: the rest of the body is never parsed).
+    #[error("batch holds more than {limit} events")]
     BatchTooLarge {
-        /// Events in the batch.
-        count: usize,
         /// The configured limit.
         limit: usize,
     },
@@ -48,9 +49,17 @@ pub enum ApiError {
     /// The client took longer than allowed to send its body.
     #[error("the request body did not arrive within {0:?}")]
     RequestTimeout(std::time::Duration),
-    /// The broker did not acknowledge the event: nothing was accepted.
-    #[error("event not accepted, the broker is unavailable: {0}")]
-    BrokerUnavailable(String),
+    /// The broker did not acknowledge the event. With a `message_id` the
+    /// outcome is unknown (the record may have been written before a timeout):
+    /// a retry must reuse that id, which the sink stores once. Without one,
+    /// nothing was sent.
+    #[error("event not accepted, the broker is unavailable: {reason}")]
+    BrokerUnavailable {
+        /// What failed.
+        reason: String,
+        /// The event's id, when it may have been stored.
+        message_id: Option<Uuid>,
+    },
     /// No route matches the path.
     #[error("no such endpoint")]
     NotFound,
@@ -92,7 +101,7 @@ impl ApiError {
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::BodyRead(_) => "body_read_failed",
             ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::BrokerUnavailable(_) => "broker_unavailable",
+            ApiError::BrokerUnavailable { .. } => "broker_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::InvalidParameter(_) => "invalid_parameter",
             ApiError::NotLeader => "not_leader",
@@ -122,13 +131,26 @@ pub struct ErrorBody {
     pub error: &'static str,
     /// Human-readable explanation.
     pub detail: String,
+    /// `unknown` when the event may have been stored although the request
+    /// failed: retry with `message_id`, and it is stored once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// The id to retry with, when the outcome is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
 }
 
 impl From<&ApiError> for ErrorBody {
     fn from(error: &ApiError) -> Self {
+        let message_id = match error {
+            ApiError::BrokerUnavailable { message_id, .. } => *message_id,
+            _ => None,
+        };
         ErrorBody {
             error: error.code(),
             detail: error.to_string(),
+            outcome: message_id.map(|_| "unknown"),
+            message_id,
         }
     }
 }
@@ -139,9 +161,17 @@ impl From<EventError> for ApiError {
     }
 }
 
-impl From<PublishError> for ApiError {
-    fn from(error: PublishError) -> Self {
-        ApiError::BrokerUnavailable(error.to_string())
+impl ApiError {
+    /// The answer to a failed publish of the event `message_id`: an open
+    /// breaker sent nothing; anything else may have reached the broker.
+    pub fn publish_failed(error: &PublishError, message_id: Uuid) -> Self {
+        ApiError::BrokerUnavailable {
+            reason: error.to_string(),
+            message_id: match error {
+                PublishError::CircuitOpen | PublishError::Encode(_) => None,
+                PublishError::Unacknowledged(_) => Some(message_id),
+            },
+        }
     }
 }
 
@@ -157,7 +187,7 @@ impl ResponseError for ApiError {
             }
             ApiError::InvalidEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BrokerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::NotLeader => StatusCode::CONFLICT,
@@ -176,7 +206,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { retry_after_s } => {
                 response.insert_header(("Retry-After", retry_after_s.to_string()));
             }
-            ApiError::BrokerUnavailable(_) | ApiError::DependencyUnavailable(_) => {
+            ApiError::BrokerUnavailable { .. } | ApiError::DependencyUnavailable(_) => {
                 response.insert_header(("Retry-After", "1"));
             }
             ApiError::Unauthorized => {

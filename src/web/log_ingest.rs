@@ -3,18 +3,25 @@
 //!
 //! An event is answered 202 only after the broker acknowledged its record; a
 //! batch reports each item on its own, so one bad line never costs the others.
+//! A batch is split lazily and counting stops past `gateway.max_batch_events`:
+//! items are borrowed slices of the body, never a tree of values, so a 4 MiB
+//! array of two million tiny items costs what its first thousand cost.
+//! A 503 that may have stored the event carries its `message_id`, and an
+//! `Idempotency-Key` header gives a retry the same id ([`IdempotencyKey`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::future::join_all;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::log_event::LogEventRequest;
+use crate::log_event::{LogEvent, LogEventRequest};
 use crate::web::api_error::{ApiError, ErrorBody};
 use crate::web::gateway::GatewayState;
+use crate::web::idempotency::IdempotencyKey;
 use crate::web::request_body::{body_format, read_limited, BodyFormat};
 
 /// The answer to an accepted event: where its record landed.
@@ -86,15 +93,29 @@ pub async fn publish_one(
         state.client_request_timeout,
     )
     .await?;
-    let event_request: LogEventRequest =
+    let key = IdempotencyKey::of(&request)?;
+    let mut event_request: LogEventRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::from_json(&error))?;
+    if let Some(key) = &key {
+        event_request.message_id = event_request
+            .message_id
+            .or_else(|| Some(key.message_id(&event_request.source, None)));
+    }
     let event = event_request.validate(&state.limits, Utc::now())?;
-    let position = state.publish(&event).await?;
-    Ok(HttpResponse::Accepted().json(Accepted {
+    Ok(HttpResponse::Accepted().json(publish(&state, &event).await?))
+}
+
+/// Publishes `event`; a failure says whether a retry must reuse its id.
+async fn publish(state: &GatewayState, event: &LogEvent) -> Result<Accepted, ApiError> {
+    let position = state
+        .publish(event)
+        .await
+        .map_err(|error| ApiError::publish_failed(&error, event.message_id))?;
+    Ok(Accepted {
         message_id: event.message_id,
         partition: position.partition,
         offset: position.offset,
-    }))
+    })
 }
 
 /// `POST /api/logs/batch`: every item validated and published on its own.
@@ -139,27 +160,24 @@ pub async fn publish_batch(
         state.client_request_timeout,
     )
     .await?;
-    let items = split_batch(&body, format)?;
+    let key = IdempotencyKey::of(&request)?;
+    let items = split_batch(&body, format, state.max_batch_events)?;
     if items.is_empty() {
         return Err(ApiError::EmptyBatch);
     }
-    if items.len() > state.max_batch_events {
-        return Err(ApiError::BatchTooLarge {
-            count: items.len(),
-            limit: state.max_batch_events,
-        });
-    }
     let received_at = Utc::now();
-    let outcomes = join_all(items.into_iter().map(|item| {
+    let outcomes = join_all(items.into_iter().enumerate().map(|(index, item)| {
         let state = state.clone();
+        let key = key.clone();
         async move {
-            let event = item?.validate(&state.limits, received_at)?;
-            let position = state.publish(&event).await?;
-            Ok::<_, ApiError>(Accepted {
-                message_id: event.message_id,
-                partition: position.partition,
-                offset: position.offset,
-            })
+            let mut item = item?;
+            if let Some(key) = &key {
+                item.message_id = item
+                    .message_id
+                    .or_else(|| Some(key.message_id(&item.source, Some(index))));
+            }
+            let event = item.validate(&state.limits, received_at)?;
+            publish(&state, &event).await
         }
     }))
     .await;
@@ -183,7 +201,7 @@ pub async fn publish_batch(
             }
             Err(error) => {
                 response.rejected += 1;
-                broker_failed |= matches!(error, ApiError::BrokerUnavailable(_));
+                broker_failed |= matches!(error, ApiError::BrokerUnavailable { .. });
                 BatchItemResult {
                     index,
                     status: actix_web::ResponseError::status_code(&error).as_u16(),
@@ -206,33 +224,97 @@ pub async fn publish_batch(
     Ok(HttpResponse::build(status).json(response))
 }
 
-/// Splits a batch body into per-item parse results; only a body that is not a
-/// batch at all (not an array, not UTF-8 lines) fails as a whole.
+/// Splits a batch body into per-item parse results, at most `max_items` of
+/// them; only a body that is not a batch at all (not an array, not UTF-8
+/// lines) or holds more items fails as a whole.
 fn split_batch(
     body: &[u8],
     format: BodyFormat,
+    max_items: usize,
 ) -> Result<Vec<Result<LogEventRequest, ApiError>>, ApiError> {
+    let too_large = ApiError::BatchTooLarge { limit: max_items };
     match format {
         BodyFormat::Json => {
-            let items: Vec<Value> =
-                serde_json::from_slice(body).map_err(|error| match error.classify() {
-                    serde_json::error::Category::Data => ApiError::MalformedJson(format!(
-                        "a batch must be a JSON array of events: {error}"
-                    )),
-                    _ => ApiError::from_json(&error),
-                })?;
+            let overflowed = std::cell::Cell::new(false);
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            let items = BoundedItems {
+                max_items,
+                overflowed: &overflowed,
+            }
+            .deserialize(&mut deserializer)
+            .and_then(|items| deserializer.end().map(|()| items));
+            let items = match items {
+                Ok(items) => items,
+                Err(_) if overflowed.get() => return Err(too_large),
+                Err(error) => {
+                    return Err(match error.classify() {
+                        serde_json::error::Category::Data => ApiError::MalformedJson(format!(
+                            "a batch must be a JSON array of events: {error}"
+                        )),
+                        _ => ApiError::from_json(&error),
+                    })
+                }
+            };
             Ok(items
                 .into_iter()
                 .map(|item| {
-                    serde_json::from_value(item).map_err(|error| ApiError::from_json(&error))
+                    serde_json::from_str(item.get()).map_err(|error| ApiError::from_json(&error))
                 })
                 .collect())
         }
-        BodyFormat::Ndjson => Ok(body
-            .split(|byte| *byte == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| serde_json::from_slice(line).map_err(|error| ApiError::from_json(&error)))
-            .collect()),
+        BodyFormat::Ndjson => {
+            let mut items = Vec::new();
+            for line in body
+                .split(|byte| *byte == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            {
+                if items.len() == max_items {
+                    return Err(too_large);
+                }
+                items.push(
+                    serde_json::from_slice(line).map_err(|error| ApiError::from_json(&error)),
+                );
+            }
+            Ok(items)
+        }
+    }
+}
+
+/// Reads a JSON array as borrowed raw items, refusing (and flagging) the
+/// `max_items + 1`-th before it is parsed.
+struct BoundedItems<'flag> {
+    max_items: usize,
+    overflowed: &'flag std::cell::Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(self.max_items.min(64));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max_items {
+                self.overflowed.set(true);
+                return Err(serde::de::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
     }
 }
 
@@ -243,7 +325,7 @@ mod tests {
     #[test]
     fn ndjson_lines_fail_one_by_one_and_blank_lines_are_skipped() {
         let body = b"{\"level\":\"INFO\",\"message\":\"a\",\"source\":\"s\"}\n\n{oops\n";
-        let items = split_batch(body, BodyFormat::Ndjson).expect("a batch");
+        let items = split_batch(body, BodyFormat::Ndjson, 10).expect("a batch");
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
         assert!(matches!(items[1], Err(ApiError::MalformedJson(_))));
@@ -252,9 +334,28 @@ mod tests {
     #[test]
     fn a_json_batch_must_be_an_array() {
         let error =
-            split_batch(b"{\"level\":\"INFO\"}", BodyFormat::Json).expect_err("not an array");
+            split_batch(b"{\"level\":\"INFO\"}", BodyFormat::Json, 10).expect_err("not an array");
         assert_eq!(error.code(), "malformed_json");
-        let items = split_batch(b"[{\"level\":1}]", BodyFormat::Json).expect("an array");
+        let items = split_batch(b"[{\"level\":1}]", BodyFormat::Json, 10).expect("an array");
         assert!(matches!(items[0], Err(ApiError::InvalidEvent(_))));
+    }
+
+    #[test]
+    fn counting_stops_past_the_limit_in_either_format() {
+        let mut array = b"[".to_vec();
+        array.extend(std::iter::repeat_n(&b"0,"[..], 2_000_000).flatten());
+        array.extend(b"0]");
+        assert!(matches!(
+            split_batch(&array, BodyFormat::Json, 1000),
+            Err(ApiError::BatchTooLarge { limit: 1000 })
+        ));
+        let lines = b"0\n".repeat(1_300_000);
+        assert!(matches!(
+            split_batch(&lines, BodyFormat::Ndjson, 1000),
+            Err(ApiError::BatchTooLarge { limit: 1000 })
+        ));
+        let exactly = format!("[{}0]", "0,".repeat(999));
+        let items = split_batch(exactly.as_bytes(), BodyFormat::Json, 1000).expect("at the limit");
+        assert_eq!(items.len(), 1000);
     }
 }

@@ -9,11 +9,13 @@
 //! - [`rate_limit`]: per-client limits on publishing (429 with Retry-After).
 //! - [`node_api`]: a node's failover status, history, stepdown and probes.
 //! - [`request_body`]: bounded body reading and media-type checks.
+//! - [`idempotency`]: the `Idempotency-Key` header, turned into stable event ids.
 //! - [`api_error`]: every error as a status code and a JSON body.
 
 pub mod api_error;
 pub mod gateway;
 pub mod health;
+pub mod idempotency;
 pub mod log_ingest;
 pub mod metrics_endpoint;
 pub mod node_api;

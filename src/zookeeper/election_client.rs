@@ -15,6 +15,7 @@ use zookeeper_client::{
 
 use crate::election_order::MEMBER_PREFIX;
 use crate::epoch::Epoch;
+use crate::printable::escape_untrusted;
 
 /// Why a ZooKeeper operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum ElectionError {
     /// The epoch znode holds something that is not a number.
     #[error("epoch znode holds `{0}`, not a number")]
     MalformedEpoch(String),
+    /// The epoch znode holds the largest epoch there is: no leader can follow.
+    #[error("the epoch znode holds the largest epoch; no new epoch can be claimed")]
+    EpochsExhausted,
 }
 
 /// What each member znode carries, so others can name and reach it.
@@ -149,18 +153,42 @@ impl ElectionSession {
         }
     }
 
+    /// Whether `member` still exists: a round trip that also proves the
+    /// session alive when it was sent (the leader's lease).
+    pub async fn confirm_member(&self, member: &str) -> Result<bool, ElectionError> {
+        Ok(self
+            .client
+            .check_stat(&self.member_path(member))
+            .await?
+            .is_some())
+    }
+
+    /// The epoch the epoch znode holds, and a watch that fires when it changes
+    /// (a new leader claimed one).
+    pub async fn watch_epoch(&self) -> Result<(Epoch, OneshotWatcher), ElectionError> {
+        let (data, _, watcher) = self.client.get_and_watch_data(&self.epoch_path).await?;
+        Ok((parse_epoch(&data)?, watcher))
+    }
+
     /// Claims the epoch after both the stored one and `floor`, atomically with a
     /// check that `member` (this node) still exists: a node that lost its
     /// membership can never claim an epoch.
+    ///
+    /// A stored value that is not an epoch (a foreign write) counts as epoch 0:
+    /// the claim then lands at or below the database fence, which refuses the
+    /// takeover and makes the coordinator reclaim above the fence, so the
+    /// cluster heals itself instead of never electing again.
     pub async fn claim_epoch(&self, member: &str, floor: Epoch) -> Result<Epoch, ElectionError> {
         loop {
             let (data, stat) = self.client.get_data(&self.epoch_path).await?;
-            let text = String::from_utf8_lossy(&data).trim().to_owned();
-            let stored = text
-                .parse::<i64>()
-                .map(Epoch)
-                .map_err(|_| ElectionError::MalformedEpoch(text.clone()))?;
-            let claimed = stored.max(floor).next();
+            let stored = parse_epoch(&data).unwrap_or_else(|error| {
+                tracing::error!(%error, "claiming above the database fence instead");
+                Epoch::ZERO
+            });
+            let claimed = stored
+                .max(floor)
+                .next()
+                .ok_or(ElectionError::EpochsExhausted)?;
             let mut writer = self.client.new_multi_writer();
             writer.add_check_version(&self.member_path(member), -1)?;
             writer.add_set_data(
@@ -184,5 +212,13 @@ impl ElectionSession {
 
     fn member_path(&self, member: &str) -> String {
         format!("{}/{member}", self.election_path)
+    }
+}
+
+fn parse_epoch(data: &[u8]) -> Result<Epoch, ElectionError> {
+    let text = String::from_utf8_lossy(data).trim().to_owned();
+    match text.parse::<i64>() {
+        Ok(epoch) if epoch >= 0 => Ok(Epoch(epoch)),
+        _ => Err(ElectionError::MalformedEpoch(escape_untrusted(&text, 64))),
     }
 }

@@ -96,7 +96,15 @@ impl TestCluster {
 
     /// Starts one more node; returns its slot.
     pub fn add_node(&mut self) -> usize {
-        let node = UnderstudyProcess::start("node", &["node"], &self.node_env());
+        self.push_node(UnderstudyProcess::start(
+            "node",
+            &["node"],
+            &self.node_env(),
+        ))
+    }
+
+    /// Puts an already started node in a new slot; returns the slot.
+    pub fn push_node(&mut self, node: UnderstudyProcess) -> usize {
         self.nodes.push(Some(node));
         self.nodes.len() - 1
     }

@@ -1,0 +1,3 @@
+DROP FUNCTION understudy_try_insert_events(
+    UUID[], TEXT[], TEXT[], TEXT[], BIGINT[], BIGINT[], TEXT[], TEXT[], INTEGER[], BIGINT[], BIGINT[], TEXT[]
+);
