@@ -62,7 +62,8 @@ pub enum Command {
     },
     /// Compare acknowledged ids with log_events: lost, duplicated, unexpected.
     Verify {
-        /// File of acknowledged ids (from loadgen).
+        /// File of acknowledged ids (from loadgen); the markers of events whose
+        /// outcome is unknown are read beside it (same name, `.unknown`).
         #[arg(long, default_value = "acked.txt")]
         acked: std::path::PathBuf,
         /// Topic whose rows count as expected; defaults to `kafka.topic`.

@@ -85,24 +85,32 @@ fn main() -> anyhow::Result<()> {
                 count,
             ));
             verify::write_ids(&out, &outcome.acked)?;
+            verify::write_ids(&verify::unknown_path(&out), &outcome.unknown)?;
             println!(
-                "acknowledged {} events ({} requests refused); ids in {}",
+                "acknowledged {} events ({} requests refused, {} events of unknown outcome); ids in {}",
                 outcome.acked.len(),
                 outcome.refused,
+                outcome.unknown.len(),
                 out.display()
             );
             Ok(())
         }
         Command::Verify { acked, topic } => {
             let ids = verify::read_ids(&acked)?;
+            let unknown = verify::read_markers(&verify::unknown_path(&acked))?;
             let topic = topic.unwrap_or(config.kafka.topic);
             let verdict = runtime()?.block_on(async {
                 let client = drill::connect_postgres(&config.postgres.url).await?;
-                verify::verify(&client, &topic, &ids).await
+                verify::verify(&client, &topic, &ids, &unknown).await
             })?;
             println!("{}", serde_json::to_string_pretty(&verdict)?);
             if !verdict.is_exactly_once() {
-                anyhow::bail!("{} lost, {} duplicated", verdict.lost, verdict.duplicated);
+                anyhow::bail!(
+                    "{} lost, {} duplicated, {} unexpected",
+                    verdict.lost,
+                    verdict.duplicated,
+                    verdict.unexpected
+                );
             }
             Ok(())
         }

@@ -249,11 +249,12 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
     let _serial = serial().await;
     let cluster = TestCluster::start("idempotent", 1).await;
     let http = http_client();
+    let key = common::unique("order");
     let mut ids = Vec::new();
     for _ in 0..2 {
         let response = http
             .post(cluster.gateway.url("/api/logs"))
-            .header("Idempotency-Key", "order-42")
+            .header("Idempotency-Key", &key)
             .json(&json!({"level":"INFO","message":"charged","source":"billing"}))
             .send()
             .await

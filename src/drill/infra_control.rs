@@ -22,6 +22,26 @@ pub enum Service {
 }
 
 impl Service {
+    /// The port `scripts/infra` starts the service on.
+    pub fn port(self) -> u16 {
+        match self {
+            Service::Zookeeper => 2181,
+            Service::Kafka => 9092,
+            Service::Redis => 6379,
+            Service::Postgres => 5432,
+        }
+    }
+
+    /// Whether something accepts connections on the service's port now.
+    pub async fn accepts(self) -> bool {
+        tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port())),
+        )
+        .await
+        .is_ok_and(|connected| connected.is_ok())
+    }
+
     fn name(self) -> &'static str {
         match self {
             Service::Zookeeper => "zookeeper",

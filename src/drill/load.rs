@@ -1,7 +1,13 @@
 //! Owns the load generator: events sent through the gateway at a fixed rate (one
-//! event per request, or batches), every acknowledged `message_id` recorded with
-//! the time it was acknowledged. Requests run concurrently (bounded), so a slow
-//! answer does not lower the offered rate.
+//! event per request, or batches), every acknowledged `message_id` recorded.
+//! Requests run concurrently (bounded), so a slow answer does not lower the
+//! offered rate.
+//!
+//! Every event carries a marker unique to this run and request
+//! (`attributes.drill_marker`), so the checker can see the same event stored
+//! twice under two ids, which the primary key cannot. A request whose outcome
+//! is unknown (no answer, or a 503 that says so) has its marker recorded: a
+//! row carrying it is explained, any other row of the topic is not.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +30,9 @@ pub struct LoadPlan {
     pub batch_size: usize,
 }
 
+/// The attribute that carries each event's marker.
+pub const MARKER_ATTRIBUTE: &str = "drill_marker";
+
 /// What the load produced.
 #[derive(Debug, Default, Clone)]
 pub struct LoadOutcome {
@@ -31,6 +40,27 @@ pub struct LoadOutcome {
     pub acked: Vec<Uuid>,
     /// Requests refused or failed (never acknowledged, so never counted as lost).
     pub refused: u64,
+    /// Markers of the events whose outcome the client cannot know: they may
+    /// be stored (once), or not at all.
+    pub unknown: Vec<String>,
+}
+
+/// What one request came to; neither acknowledged nor unknown: refused.
+#[derive(Default)]
+struct Answer {
+    /// Acknowledged ids.
+    acked: Vec<Uuid>,
+    /// Markers of events that may or may not be stored.
+    unknown: Vec<String>,
+}
+
+impl Answer {
+    fn unknown(markers: Vec<String>) -> Self {
+        Self {
+            acked: Vec::new(),
+            unknown: markers,
+        }
+    }
 }
 
 /// A running load; stop it with [`RunningLoad::finish`].
@@ -102,6 +132,7 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / requests_per_second));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let run_id = Uuid::now_v7().simple().to_string();
     let mut sequence = 0_u64;
     while !*stopped.borrow() {
         ticker.tick().await;
@@ -111,19 +142,25 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
         let events: Vec<Value> = (0..batch_size)
             .map(|_| {
                 sequence += 1;
-                json!({"level": "INFO", "message": format!("drill event {sequence}"), "source": format!("drill-{}", sequence % 8)})
+                json!({
+                    "level": "INFO",
+                    "message": format!("drill event {sequence}"),
+                    "source": format!("drill-{}", sequence % 8),
+                    "attributes": {MARKER_ATTRIBUTE: format!("{run_id}:{sequence}")},
+                })
             })
             .collect();
         let http = http.clone();
         let gateway = plan.gateway.clone();
         let outcome = Arc::clone(&outcome);
         tokio::spawn(async move {
-            let acked = send(&http, &gateway, events).await;
+            let answer = send(&http, &gateway, events).await;
             let mut outcome = lock(&outcome);
-            match acked {
-                Some(ids) => outcome.acked.extend(ids),
-                None => outcome.refused += 1,
+            if answer.acked.is_empty() {
+                outcome.refused += 1;
             }
+            outcome.acked.extend(answer.acked);
+            outcome.unknown.extend(answer.unknown);
             drop(permit);
         });
     }
@@ -134,37 +171,64 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
 /// Publishes one event with `message` through the gateway; `Some(id)` when acknowledged.
 pub async fn publish_one(http: &reqwest::Client, gateway: &str, message: &str) -> Option<Uuid> {
     let event = json!({"level": "INFO", "message": message, "source": "drill"});
-    send(http, gateway, vec![event]).await?.pop()
+    send(http, gateway, vec![event]).await.acked.pop()
 }
 
-async fn send(http: &reqwest::Client, gateway: &str, mut events: Vec<Value>) -> Option<Vec<Uuid>> {
-    if events.len() == 1 {
-        let event = events.pop()?;
-        let response = http
-            .post(format!("{gateway}/api/logs"))
-            .json(&event)
-            .send()
-            .await
-            .ok()?;
-        if response.status() != reqwest::StatusCode::ACCEPTED {
-            return None;
-        }
-        let body: Value = response.json().await.ok()?;
-        return Some(vec![body["message_id"].as_str()?.parse().ok()?]);
-    }
-    let response = http
-        .post(format!("{gateway}/api/logs/batch"))
-        .json(&events)
+fn marker_of(event: &Value) -> String {
+    event["attributes"][MARKER_ATTRIBUTE]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether an answer's body says the event may have been stored.
+fn outcome_unknown(body: &Value) -> bool {
+    body["outcome"] == "unknown"
+}
+
+async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answer {
+    let markers = || events.iter().map(marker_of).collect::<Vec<_>>();
+    let (path, body) = match events.as_slice() {
+        [event] => ("/api/logs", event.clone()),
+        _ => ("/api/logs/batch", Value::Array(events.clone())),
+    };
+    let Ok(response) = http
+        .post(format!("{gateway}{path}"))
+        .json(&body)
         .send()
         .await
-        .ok()?;
-    let body: Value = response.json().await.ok()?;
-    Some(
-        body["results"]
-            .as_array()?
-            .iter()
-            .filter(|result| result["status"] == 202)
-            .filter_map(|result| result["message_id"].as_str()?.parse().ok())
-            .collect(),
-    )
+    else {
+        // No answer: the request may have been published before it failed.
+        return Answer::unknown(markers());
+    };
+    let status = response.status();
+    let Ok(answer) = response.json::<Value>().await else {
+        return if status.is_success() {
+            Answer::unknown(markers())
+        } else {
+            Answer::default()
+        };
+    };
+    let mut outcome = Answer::default();
+    if let [event] = events.as_slice() {
+        match answer["message_id"].as_str().and_then(|id| id.parse().ok()) {
+            Some(id) if status == reqwest::StatusCode::ACCEPTED => outcome.acked.push(id),
+            _ if outcome_unknown(&answer) => outcome.unknown.push(marker_of(event)),
+            _ => {}
+        }
+        return outcome;
+    }
+    for result in answer["results"].as_array().into_iter().flatten() {
+        let index = result["index"]
+            .as_u64()
+            .and_then(|i| usize::try_from(i).ok());
+        match result["message_id"].as_str().and_then(|id| id.parse().ok()) {
+            Some(id) if result["status"] == 202 => outcome.acked.push(id),
+            _ if outcome_unknown(result) => outcome
+                .unknown
+                .extend(index.and_then(|i| events.get(i)).map(marker_of)),
+            _ => {}
+        }
+    }
+    outcome
 }

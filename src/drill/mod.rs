@@ -9,10 +9,12 @@
 //! - [`scenario`]: the faults and one drill cycle.
 //! - [`network_cut`]: a node cut off from ZooKeeper or from everything (cgroup + iptables).
 //! - [`infra_control`]: dependency outages through `scripts/infra`.
+//! - [`attribution`]: each leadership change attributed to a fault window, or false.
 //! - [`report`]: percentiles, the printed table, JSON.
 //! - [`timeline`]: committed events per second with faults and leadership changes, as SVG.
 //! - [`runner`]: a whole drill, from cluster start to report.
 
+pub mod attribution;
 pub mod infra_control;
 pub mod load;
 pub mod local_cluster;

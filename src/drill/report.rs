@@ -141,10 +141,14 @@ impl DrillReport {
         }
     }
 
-    /// Whether the drill proved the promise: nothing lost, nothing duplicated,
-    /// no stale commit.
+    /// Whether the drill proved the promise: nothing lost, duplicated or
+    /// unexplained, no stale commit, no leadership change without a fault,
+    /// and every outage happened as measured.
     pub fn passed(&self) -> bool {
-        self.verdict.is_exactly_once() && self.summary.values().all(|s| s.stale_commits == 0)
+        self.verdict.is_exactly_once()
+            && self.summary.values().all(|s| s.stale_commits == 0)
+            && self.false_failovers == 0
+            && self.cycles.iter().all(|c| c.outage_verified != Some(false))
     }
 
     /// The table printed at the end of a drill.

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::drill::attribution::{false_failovers, FaultWindow};
 use crate::drill::infra_control::InfraControl;
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::report::{DrillReport, MemoryReport};
 use crate::drill::scenario::{run_cycle, FaultContext, FaultSequence, Scenario};
 use crate::drill::timeline::{render, Marker};
-use crate::drill::verify::{verify, write_ids};
+use crate::drill::verify::{unknown_path, verify, write_ids};
 use crate::drill::{connect_postgres, DrillError};
 
 /// Bucket of the timeline.
@@ -85,30 +86,41 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let memory = memory_under_load(&cluster).await;
     let postgres = &context.postgres;
     let outcome = load.finish().await;
-    write_ids(&plan.out.join("acked.txt"), &outcome.acked)?;
-    let mut verdict = verify(postgres, &cluster.topic, &outcome.acked).await?;
+    let acked_path = plan.out.join("acked.txt");
+    write_ids(&acked_path, &outcome.acked)?;
+    write_ids(&unknown_path(&acked_path), &outcome.unknown)?;
+    let mut verdict = verify(postgres, &cluster.topic, &outcome.acked, &outcome.unknown).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while verdict.lost > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        verdict = verify(postgres, &cluster.topic, &outcome.acked).await?;
+        verdict = verify(postgres, &cluster.topic, &outcome.acked, &outcome.unknown).await?;
     }
-    let failovers: i64 = postgres
-        .query_one(
-            "SELECT COUNT(*) FROM failover_events WHERE cluster = $1",
+    // Every leadership change after the initial election, by when its
+    // leader started; each must fall in the window of the fault that caused it.
+    let changes: Vec<DateTime<Utc>> = postgres
+        .query(
+            "SELECT recovered_at FROM failover_events WHERE cluster = $1 ORDER BY epoch OFFSET 1",
             &[&cluster.name],
         )
         .await?
-        .get(0);
-    let expected: i64 = 1 + cycles
         .iter()
-        .map(|c| c.scenario.expected_failovers(c.failovers))
-        .sum::<i64>();
+        .map(|row| row.get(0))
+        .collect();
+    let windows: Vec<FaultWindow> = cycles
+        .iter()
+        .map(|cycle| FaultWindow {
+            start: cycle.fault_at,
+            end: cycle.settled_at,
+            allowed: cycle.scenario.allowed_failovers(),
+        })
+        .collect();
+    let false_failovers = false_failovers(&changes, &windows);
     let report = DrillReport::new(
         plan.scenario,
         (plan.scenario == Scenario::Mixed).then_some(plan.seed),
         cycles,
         verdict,
-        (failovers - expected).max(0),
+        false_failovers,
         memory,
     );
     std::fs::write(

@@ -106,12 +106,12 @@ impl Scenario {
         }
     }
 
-    /// Leadership changes this fault is meant to cause, given `observed`: a
-    /// leader fault causes one per fault; a ZooKeeper restart may cause one
-    /// (a new election once ZooKeeper is back); no other outage may.
-    pub fn expected_failovers(self, observed: i64) -> i64 {
+    /// Most leadership changes this fault may cause: a leader fault one per
+    /// fault; a ZooKeeper restart one (a new election once ZooKeeper is back,
+    /// if the leader's session expired meanwhile); no other outage any.
+    pub fn allowed_failovers(self) -> i64 {
         match self {
-            Scenario::ZookeeperRestart => observed,
+            Scenario::ZookeeperRestart => 1,
             other if other.outage_of().is_some() => 0,
             other => other.faults() as i64,
         }
@@ -141,6 +141,8 @@ pub struct CycleResult {
     pub scenario: Scenario,
     /// When it was injected.
     pub fault_at: DateTime<Utc>,
+    /// When the cycle found the cluster settled (the end of its fault window).
+    pub settled_at: DateTime<Utc>,
     /// The leader's epoch before.
     pub epoch_before: i64,
     /// The final leader's epoch.
@@ -156,6 +158,9 @@ pub struct CycleResult {
     /// Events committed while the dependency was down (outages only): a Redis
     /// or ZooKeeper outage must not stop the leader.
     pub committed_during_outage: Option<i64>,
+    /// Whether the outage is consistent with what was measured during it
+    /// (PostgreSQL outages: no commit in the window); outages only.
+    pub outage_verified: Option<bool>,
     /// Whether the leader reported its breaker for the dependency open during
     /// the outage (Redis and PostgreSQL outages only).
     pub circuit_opened: Option<bool>,
@@ -265,12 +270,14 @@ pub async fn run_cycle(
         cycle,
         scenario,
         fault_at,
+        settled_at: Utc::now(),
         epoch_before,
         epoch_after,
         detection_ms: Some((detected_at - fault_at).num_milliseconds()),
         rto_ms: (settled.first_commit - fault_at).num_milliseconds(),
         outage_ms: None,
         committed_during_outage: None,
+        outage_verified: None,
         circuit_opened: None,
         failovers: settled.failovers,
         stale_commits: settled.stale_commits,
@@ -288,6 +295,14 @@ async fn run_outage(
 ) -> Result<CycleResult, DrillError> {
     let fault_at = Utc::now();
     context.infra.stop(service)?;
+    // The outage starts when the service stopped answering, not when the
+    // stop was asked for (a graceful stop lets clients finish first).
+    if service.accepts().await {
+        return Err(DrillError::Fault(format!(
+            "{service:?} still accepts connections after it was stopped: no outage"
+        )));
+    }
+    let down_at = Utc::now();
     let circuit_opened = match scenario {
         Scenario::RedisOutage => {
             Some(circuit_opens(cluster, leader, "redis", context.outage).await)
@@ -297,8 +312,7 @@ async fn run_outage(
         }
         _ => None,
     };
-    context.infra.start(service)?;
-    let restored_at = Utc::now();
+    let restored_at = start_and_probe(&context.infra, service).await?;
     if service == Service::Postgres {
         context.postgres = reconnect(&context.postgres_url).await?;
     }
@@ -322,7 +336,7 @@ async fn run_outage(
     let committed_during_outage: i64 = postgres
         .query_one(
             "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND stored_at > $2 AND stored_at < $3",
-            &[&cluster.topic, &fault_at, &restored_at],
+            &[&cluster.topic, &down_at, &restored_at],
         )
         .await?
         .get(0);
@@ -331,16 +345,49 @@ async fn run_outage(
         cycle,
         scenario,
         fault_at,
+        settled_at: Utc::now(),
         epoch_before,
         epoch_after,
         detection_ms: None,
         rto_ms: (resumed_at - restored_at).num_milliseconds(),
-        outage_ms: Some((restored_at - fault_at).num_milliseconds()),
+        outage_ms: Some((restored_at - down_at).num_milliseconds()),
         committed_during_outage: Some(committed_during_outage),
+        // Nothing can commit while PostgreSQL is down: commits in the window
+        // mean the measured outage did not happen as measured.
+        outage_verified: Some(service != Service::Postgres || committed_during_outage == 0),
         circuit_opened,
         failovers: settled.failovers,
         stale_commits: settled.stale_commits,
     })
+}
+
+/// Starts `service` and returns when its port first accepted a connection,
+/// probed every 10 ms while the start runs (the script's own readiness checks
+/// come after, and must not count as outage).
+async fn start_and_probe(
+    infra: &InfraControl,
+    service: Service,
+) -> Result<DateTime<Utc>, DrillError> {
+    let starting = tokio::task::spawn_blocking({
+        let infra = infra.clone();
+        move || infra.start(service)
+    });
+    tokio::pin!(starting);
+    let mut accepted_at = None;
+    loop {
+        tokio::select! {
+            started = &mut starting => {
+                started.map_err(|error| DrillError::Fault(error.to_string()))??;
+                break;
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(10)), if accepted_at.is_none() => {
+                if service.accepts().await {
+                    accepted_at = Some(Utc::now());
+                }
+            }
+        }
+    }
+    Ok(accepted_at.unwrap_or_else(Utc::now))
 }
 
 /// Watches the leader's status for `outage`: whether its breaker in front of

@@ -1,5 +1,12 @@
 //! Owns the exactly-once check: every acknowledged id stored once, none lost,
 //! none duplicated, nothing stored that no client was acknowledged for.
+//!
+//! The primary key makes "one row per id" true by construction, so a real
+//! duplicate is the same event stored again under another id (a client retry
+//! without its id, a producer re-send): it is found by the load generator's
+//! marker ([`MARKER_ATTRIBUTE`]), which two rows must never share. A row no
+//! client was acknowledged for is unexpected unless its marker belongs to a
+//! request whose outcome the client was told is unknown.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -7,6 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::drill::load::MARKER_ATTRIBUTE;
 use crate::drill::DrillError;
 
 /// The verdict.
@@ -18,16 +26,18 @@ pub struct Verdict {
     pub stored: usize,
     /// Acknowledged ids missing from `log_events`.
     pub lost: usize,
-    /// Ids stored more than once (the seed's duplicate query).
+    /// Events stored more than once: ids the seed's duplicate query finds,
+    /// plus extra rows of a marker shared by several rows.
     pub duplicated: usize,
-    /// Rows of the topic no client was acknowledged for.
+    /// Rows of the topic no client was acknowledged for, and whose outcome
+    /// no client was told is unknown.
     pub unexpected: usize,
 }
 
 impl Verdict {
-    /// Nothing lost, nothing duplicated.
+    /// Nothing lost, nothing duplicated, nothing unexplained.
     pub fn is_exactly_once(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0
+        self.lost == 0 && self.duplicated == 0 && self.unexpected == 0
     }
 }
 
@@ -44,17 +54,39 @@ pub fn read_ids(path: &Path) -> Result<Vec<Uuid>, DrillError> {
         .collect()
 }
 
-/// Writes acknowledged ids, one per line.
-pub fn write_ids(path: &Path, ids: &[Uuid]) -> Result<(), DrillError> {
+/// Writes acknowledged ids (or any values), one per line.
+pub fn write_ids<T: std::fmt::Display>(path: &Path, ids: &[T]) -> Result<(), DrillError> {
     let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
     Ok(std::fs::write(path, text)?)
 }
 
-/// Compares `acked` with what `topic` stored in `log_events`.
+/// Reads the markers of unknown outcomes, one per line; none when `path`
+/// does not exist (every request got an answer).
+pub fn read_markers(path: &Path) -> Result<Vec<String>, DrillError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Where the markers of unknown outcomes are kept beside `acked`.
+pub fn unknown_path(acked: &Path) -> std::path::PathBuf {
+    acked.with_extension("unknown")
+}
+
+/// Compares `acked` with what `topic` stored in `log_events`; `unknown` holds
+/// the markers of events whose outcome the client could not know.
 pub async fn verify(
     client: &tokio_postgres::Client,
     topic: &str,
     acked: &[Uuid],
+    unknown: &[String],
 ) -> Result<Verdict, DrillError> {
     let mut found = HashSet::with_capacity(acked.len());
     for chunk in acked.chunks(10_000) {
@@ -73,21 +105,38 @@ pub async fn verify(
         )
         .await?
         .len();
-    let in_topic: i64 = client
-        .query_one(
-            "SELECT COUNT(*) FROM log_events WHERE topic = $1",
-            &[&topic],
+    let rows = client
+        .query(
+            "SELECT message_id, attributes->>$2 FROM log_events WHERE topic = $1",
+            &[&topic, &MARKER_ATTRIBUTE],
         )
-        .await?
-        .get(0);
+        .await?;
     let acked_set: HashSet<&Uuid> = acked.iter().collect();
+    let unknown: HashSet<&str> = unknown.iter().map(String::as_str).collect();
+    let mut markers = HashSet::with_capacity(rows.len());
+    let mut duplicated_markers = 0;
+    let mut unexpected = 0;
+    for row in &rows {
+        let id: Uuid = row.get(0);
+        let marker: Option<String> = row.get(1);
+        if let Some(marker) = &marker {
+            if !markers.insert(marker.clone()) {
+                duplicated_markers += 1;
+            }
+        }
+        let explained = acked_set.contains(&id)
+            || marker
+                .as_deref()
+                .is_some_and(|marker| unknown.contains(marker));
+        if !explained {
+            unexpected += 1;
+        }
+    }
     Ok(Verdict {
         acknowledged: acked_set.len(),
         stored: found.len(),
         lost: acked_set.len() - found.len(),
-        duplicated,
-        unexpected: usize::try_from(in_topic)
-            .unwrap_or(0)
-            .saturating_sub(found.len()),
+        duplicated: duplicated + duplicated_markers,
+        unexpected,
     })
 }

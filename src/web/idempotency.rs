@@ -1,9 +1,11 @@
 //! Owns the `Idempotency-Key` header of the ingest endpoints: a client that
 //! cannot keep the `message_id` of a request it may retry sends a key instead,
-//! and the gateway derives the event's id from it (UUIDv5 of the key and the
-//! event's `source`; in a batch, of the item's index too). A retry with the
-//! same key therefore carries the same id, and the sink stores it once. A
-//! `message_id` in the body wins over the key.
+//! and the gateway derives the event's id from it (UUIDv5 of the topic, the
+//! key and the event's `source`; in a batch, of the item's index too). A retry
+//! with the same key therefore carries the same id, and the sink stores it
+//! once. A `message_id` in the body wins over the key. Ids are unique across
+//! the whole database, so the topic is part of the name: the same key sent to
+//! two clusters' gateways names two events.
 
 use actix_web::HttpRequest;
 use uuid::Uuid;
@@ -42,11 +44,12 @@ impl IdempotencyKey {
         Ok(Some(Self(String::from_utf8_lossy(bytes).into_owned())))
     }
 
-    /// The id of the event from `source` sent under this key, at `index` of a batch.
-    pub fn message_id(&self, source: &str, index: Option<usize>) -> Uuid {
+    /// The id of the event from `source` sent to `topic` under this key, at
+    /// `index` of a batch.
+    pub fn message_id(&self, topic: &str, source: &str, index: Option<usize>) -> Uuid {
         let name = match index {
-            Some(index) => format!("{}\n{source}\n{index}", self.0),
-            None => format!("{}\n{source}", self.0),
+            Some(index) => format!("{topic}\n{}\n{source}\n{index}", self.0),
+            None => format!("{topic}\n{}\n{source}", self.0),
         };
         Uuid::new_v5(&NAMESPACE, name.as_bytes())
     }
@@ -68,13 +71,12 @@ mod tests {
     #[test]
     fn the_same_key_and_source_give_the_same_id() {
         let key = key_of("order-42-attempt").expect("valid").expect("present");
-        assert_eq!(key.message_id("app", None), key.message_id("app", None));
-        assert_ne!(key.message_id("app", None), key.message_id("other", None));
-        assert_ne!(
-            key.message_id("app", Some(0)),
-            key.message_id("app", Some(1))
-        );
-        assert_eq!(key.message_id("app", None).get_version_num(), 5);
+        let id = |topic, source, index| key.message_id(topic, source, index);
+        assert_eq!(id("t", "app", None), id("t", "app", None));
+        assert_ne!(id("t", "app", None), id("t", "other", None));
+        assert_ne!(id("t", "app", None), id("u", "app", None));
+        assert_ne!(id("t", "app", Some(0)), id("t", "app", Some(1)));
+        assert_eq!(id("t", "app", None).get_version_num(), 5);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn publish_one(
     if let Some(key) = &key {
         event_request.message_id = event_request
             .message_id
-            .or_else(|| Some(key.message_id(&event_request.source, None)));
+            .or_else(|| Some(key.message_id(&state.kafka.topic, &event_request.source, None)));
     }
     let event = event_request.validate(&state.limits, Utc::now())?;
     Ok(HttpResponse::Accepted().json(publish(&state, &event).await?))
@@ -172,9 +172,9 @@ pub async fn publish_batch(
         async move {
             let mut item = item?;
             if let Some(key) = &key {
-                item.message_id = item
-                    .message_id
-                    .or_else(|| Some(key.message_id(&item.source, Some(index))));
+                item.message_id = item.message_id.or_else(|| {
+                    Some(key.message_id(&state.kafka.topic, &item.source, Some(index)))
+                });
             }
             let event = item.validate(&state.limits, received_at)?;
             publish(&state, &event).await
