@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::redact::redact_url;
+
 /// Which process is loading the configuration; decides where `SERVER_PORT` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -252,6 +254,21 @@ impl Config {
         let forced_takeover = node.heartbeat_timeout_ms
             + u64::from(node.heartbeat_misses_before_takeover) * node.heartbeat_check_interval_ms;
         std::time::Duration::from_millis(self.zookeeper.session_timeout_ms.min(forced_takeover))
+    }
+}
+
+impl Config {
+    /// A copy safe to print: every URL's password hidden ([`redact_url`]);
+    /// the fields that are secrets of their own are never serialised.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.redis.url = redact_url(&shown.redis.url);
+        shown.postgres.url = redact_url(&shown.postgres.url);
+        shown.telemetry.otlp_endpoint = redact_url(&shown.telemetry.otlp_endpoint);
+        for node_url in &mut shown.gateway.node_urls {
+            *node_url = redact_url(node_url);
+        }
+        shown
     }
 }
 

@@ -19,6 +19,7 @@
 //! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
 //! - [`telemetry`]: metrics (OpenTelemetry, exported for Prometheus).
 //! - [`printable`]: escaping untrusted text before it is logged or stored.
+//! - [`redact`]: passwords hidden in every URL a process prints.
 //! - [`retry_policy`]: how every dependency call is retried.
 //! - [`circuit_breaker`]: the breakers in front of Kafka, PostgreSQL and Redis.
 //! - [`actors`]: a node's supervised actors and their messages.
@@ -43,6 +44,7 @@ pub mod log_event;
 pub mod node;
 pub mod postgres;
 pub mod printable;
+pub mod redact;
 pub mod redis_store;
 pub mod retry_policy;
 pub mod telemetry;

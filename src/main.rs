@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
                 .block_on(migrate(&url, tls::connector(&config.postgres)?, direction))
         }
         Command::Config => {
-            print!("{}", toml::to_string_pretty(&config)?);
+            print!("{}", toml::to_string_pretty(&config.redacted())?);
             Ok(())
         }
         Command::Loadgen {

@@ -1,5 +1,6 @@
 //! The command line and configuration seen from outside: invalid configuration
-//! stops the process with a message naming the key; `SERVER_PORT` is honoured.
+//! stops the process with a message naming the key; `SERVER_PORT` is honoured;
+//! `understudy config` prints no secret.
 
 mod common;
 
@@ -62,6 +63,46 @@ fn a_configuration_file_is_read_and_unknown_keys_are_refused() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("port"));
+}
+
+#[test]
+fn understudy_config_prints_no_password() {
+    let output = understudy()
+        .arg("config")
+        .env(
+            "UNDERSTUDY_POSTGRES__URL",
+            "postgres://sink:pg-secret@127.0.0.1:5432/understudy",
+        )
+        .env(
+            "UNDERSTUDY_REDIS__URL",
+            "redis://user:redis-secret@127.0.0.1:6379",
+        )
+        .env(
+            "UNDERSTUDY_TELEMETRY__OTLP_ENDPOINT",
+            "https://u:otlp-secret@collector:4318",
+        )
+        .env(
+            "UNDERSTUDY_POSTGRES__MIGRATIONS_URL",
+            "postgres://owner:owner-secret@127.0.0.1/understudy",
+        )
+        .env("UNDERSTUDY_NODE__ADMIN_TOKEN", "token-secret")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    for secret in [
+        "pg-secret",
+        "redis-secret",
+        "otlp-secret",
+        "owner-secret",
+        "token-secret",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    assert!(
+        printed.contains("postgres://sink:***@127.0.0.1:5432/understudy"),
+        "{printed}"
+    );
 }
 
 #[tokio::test]
