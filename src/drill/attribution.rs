@@ -30,9 +30,12 @@ pub fn false_failovers(changes: &[DateTime<Utc>], windows: &[FaultWindow]) -> i6
     let mut used = vec![0_i64; windows.len()];
     let mut unexplained = 0;
     for change in changes {
+        // The latest fault before the change, if its window (with grace)
+        // still covers it: windows of faults close together overlap.
         match windows
             .iter()
-            .position(|window| window.start <= *change && *change <= window.end + GRACE)
+            .rposition(|window| window.start <= *change)
+            .filter(|index| *change <= windows[*index].end + GRACE)
         {
             Some(index) => used[index] += 1,
             None => unexplained += 1,
@@ -79,6 +82,13 @@ mod tests {
     fn changes_beyond_a_window_allowance_are_false() {
         let windows = [window(10, 12, 0)];
         assert_eq!(false_failovers(&[at(11), at(12)], &windows), 2);
+    }
+
+    #[test]
+    fn a_change_belongs_to_the_latest_fault_when_windows_overlap() {
+        // The second fault comes within the first one's grace.
+        let windows = [window(10, 11, 1), window(12, 13, 1)];
+        assert_eq!(false_failovers(&[at(11), at(12)], &windows), 0);
     }
 
     #[test]
