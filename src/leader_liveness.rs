@@ -16,6 +16,13 @@
 //! What a standby cannot observe it does not judge: after Redis could not be
 //! read, the clock restarts at the first successful read, so a Redis outage or
 //! restart costs the leader no takeover.
+//!
+//! A takeover that brings no progress is probably not the leader's fault: a
+//! Redis that serves reads but refuses writes (out of memory, a read-only
+//! replica) makes every leader look hung (measured: 9 forced takeovers in 15 s).
+//! Each takeover in a row after which no leader's heartbeat moved doubles the
+//! staleness required for the next (up to 64 times), so such a Redis costs a
+//! few takeovers, not a churn; any progress resets it.
 
 use std::time::{Duration, Instant};
 
@@ -70,7 +77,12 @@ pub struct LeaderLiveness {
     last_value: Option<HeartbeatRecord>,
     read_failed: bool,
     misses: u32,
+    /// Hung verdicts since the last progress of any leader.
+    fruitless_takeovers: u32,
 }
+
+/// Most doublings of the staleness after fruitless takeovers.
+const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 
 impl LeaderLiveness {
     /// A judge for the node `me`: a leader is hung after
@@ -86,7 +98,14 @@ impl LeaderLiveness {
             last_value: None,
             read_failed: false,
             misses: 0,
+            fruitless_takeovers: 0,
         }
+    }
+
+    /// The staleness that counts as a miss now.
+    fn timeout(&self) -> Duration {
+        self.timeout
+            .saturating_mul(1 << self.fruitless_takeovers.min(MAX_BACKOFF_DOUBLINGS))
     }
 
     /// ZooKeeper names `leader` (or nobody) at `now`. A different leader, or
@@ -122,11 +141,17 @@ impl LeaderLiveness {
             self.misses = 0;
         }
         if of_leader.is_some() && of_leader != self.last_value {
+            // The first value seen of a newly named leader may be an old one
+            // (it never wrote since): only a change after that is progress
+            // that proves takeovers work again.
+            if self.last_value.is_some() {
+                self.fruitless_takeovers = 0;
+            }
             self.last_value = of_leader;
             self.last_progress = Some(now);
         }
         let since_progress = now.saturating_duration_since(*self.last_progress.get_or_insert(now));
-        if since_progress <= self.timeout {
+        if since_progress <= self.timeout() {
             self.misses = 0;
             return Verdict::Alive { since_progress };
         }
@@ -138,6 +163,7 @@ impl LeaderLiveness {
             };
         }
         self.misses = 0;
+        self.fruitless_takeovers = self.fruitless_takeovers.saturating_add(1);
         Verdict::Hung {
             instance_id: leader.instance_id.clone(),
             since_progress,
@@ -283,6 +309,33 @@ mod tests {
         assert_eq!(
             judge.heartbeat_read(None, start + TIMEOUT * 10),
             Verdict::NotJudged
+        );
+    }
+
+    #[test]
+    fn takeovers_that_bring_no_progress_back_off_and_progress_resets_them() {
+        // Redis refuses writes but serves reads: no leader ever writes.
+        let mut judge = LeaderLiveness::new("z", TIMEOUT, 3);
+        let mut now = Instant::now();
+        let mut hung_after = Vec::new();
+        for (epoch, leader_id) in ["a", "b", "c"].iter().enumerate() {
+            judge.leader_named(leader(leader_id, epoch as i64 + 1), now);
+            let (at, verdict) = read_for(&mut judge, now, 400, |_| beat(1, 0, "old"));
+            assert!(matches!(verdict, Verdict::Hung { .. }), "{verdict:?}");
+            hung_after.push(at - now);
+            now = at;
+        }
+        assert!(hung_after[1] >= TIMEOUT * 2, "{hung_after:?}");
+        assert!(hung_after[2] >= TIMEOUT * 4, "{hung_after:?}");
+        // A leader whose heartbeat moves resets the backoff.
+        judge.leader_named(leader("d", 9), now);
+        let (after, _) = read_for(&mut judge, now, 8, |check| beat(i64::from(check), 9, "d"));
+        let (hung_at, verdict) = read_for(&mut judge, after, 400, |_| beat(7, 9, "d"));
+        assert!(matches!(verdict, Verdict::Hung { .. }), "{verdict:?}");
+        assert!(
+            hung_at - after <= TIMEOUT + CHECK * 3,
+            "{:?}",
+            hung_at - after
         );
     }
 

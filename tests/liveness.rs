@@ -264,8 +264,50 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
         ids.push(body["message_id"].as_str().expect("id").to_owned());
     }
     assert_eq!(ids[0], ids[1], "the retry carries the same id");
-    let id: Uuid = ids[0].parse().expect("uuid");
-    cluster.verify_exactly_once(&[id]).await;
+    let mut acked: Vec<Uuid> = vec![ids[0].parse().expect("uuid")];
+    // A batch under a key of its own, one item refused; the client then
+    // resends only the fixed item: it must not take the stored item's id.
+    let batch_key = common::unique("batch");
+    let first: Value = http
+        .post(cluster.gateway.url("/api/logs/batch"))
+        .header("Idempotency-Key", &batch_key)
+        .json(&json!([
+            {"level":"INFO","message":"order 1 charged","source":"billing"},
+            {"level":"NOTICE","message":"order 2 charged","source":"billing"},
+        ]))
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first["results"][1]["status"], 422, "{first}");
+    acked.push(
+        first["results"][0]["message_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("an id"),
+    );
+    let resent: Value = http
+        .post(cluster.gateway.url("/api/logs/batch"))
+        .header("Idempotency-Key", &batch_key)
+        .json(&json!([{"level":"WARN","message":"order 2 charged","source":"billing"}]))
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json");
+    let resent_id: Uuid = resent["results"][0]["message_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an id");
+    assert!(
+        !acked.contains(&resent_id),
+        "the fixed item took a stored id"
+    );
+    acked.push(resent_id);
+    cluster.verify_exactly_once(&acked).await;
     let bad = http
         .post(cluster.gateway.url("/api/logs"))
         .header("Idempotency-Key", "has space")
@@ -343,34 +385,56 @@ async fn skewed_clocks_cause_no_takeover_and_do_not_hide_a_hung_leader() {
 #[tokio::test]
 async fn a_resumed_leader_never_reports_leading_beside_its_successor() {
     let _serial = serial().await;
-    let cluster = TestCluster::start("lease", 2).await;
+    // A long session: the successor comes from a forced takeover, which the
+    // paused leader's lease must account for, not only its session.
+    let cluster = TestCluster::start_with("lease", 2, long_session()).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
+    // Keep-alive connections opened before the pause: requests sent during
+    // it are read first thing when the leader resumes.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(16)
+        .build()
+        .expect("client");
+    let leader_url = cluster.node(leader).url("/api/failover/status");
+    let status = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .expect("every node answers")
+                .json::<Value>()
+                .await
+                .expect("status json")
+        }
+    };
+    futures::future::join_all((0..8).map(|_| status(leader_url.clone()))).await;
     cluster.signal(leader, Signal::SIGSTOP);
     let (successor, _) = cluster.wait_for_leader(Some(epoch)).await;
-    cluster.signal(leader, Signal::SIGCONT);
-    let http = http_client();
-    let urls: Vec<String> = [leader, successor]
-        .iter()
-        .map(|slot| cluster.node(*slot).url("/api/failover/status"))
+    let queued: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(status(leader_url.clone())))
         .collect();
-    let until = Instant::now() + Duration::from_secs(3);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.signal(leader, Signal::SIGCONT);
+    for answer in queued {
+        let answer = answer.await.expect("request task");
+        assert_ne!(
+            answer["isLeader"],
+            true,
+            "the resumed leader says it leads beside epoch {}'s successor: {answer}",
+            epoch + 1
+        );
+    }
+    let successor_url = cluster.node(successor).url("/api/failover/status");
+    let until = Instant::now() + Duration::from_secs(2);
     let mut samples = 0;
     while Instant::now() < until {
         // Both asked at once, each allowed to answer slowly: a slow second
         // leader must not pass for a standby.
-        let answers = futures::future::join_all(urls.iter().map(|url| {
-            let http = http.clone();
-            async move {
-                let response = http
-                    .get(url)
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await
-                    .expect("every node answers");
-                response.json::<Value>().await.expect("status json")
-            }
-        }))
-        .await;
+        let answers =
+            futures::future::join_all([status(leader_url.clone()), status(successor_url.clone())])
+                .await;
         let leading = answers
             .iter()
             .filter(|status| status["isLeader"] == true)

@@ -163,7 +163,7 @@ impl ConsumeLoop {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.reset();
         while !*self.stop.borrow() {
-            if refresh_due(&mut refresh) {
+            if refresh_due(&mut refresh) && !*self.stop.borrow() {
                 match self.settings.reader.partitions().await {
                     Ok(found) if found.iter().any(|p| !partitions.contains(p)) => {
                         tracing::info!(
@@ -180,6 +180,9 @@ impl ConsumeLoop {
                 }
             }
             let records = tokio::select! {
+                // Stop first: records taken after the stop would be dropped
+                // with this loop, and they may be the next term's.
+                biased;
                 _ = self.stop.changed() => break,
                 records = self.settings.reader.next_batch(
                     self.settings.batch_max_events,
@@ -212,17 +215,24 @@ impl ConsumeLoop {
     /// committed offsets are the read position) and reports them; false when
     /// the consumer must end.
     fn assign(&self, partitions: &[i32]) -> bool {
-        if let Err(error) = self
+        match self
             .settings
             .reader
             .assign(self.epoch, partitions, &self.next_offsets)
         {
-            tracing::error!(%error, "could not assign partitions; stepping down");
-            self.coordinator.do_send(ConsumerFenced {
-                epoch: self.epoch,
-                fence_epoch: None,
-            });
-            return false;
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(epoch = %self.epoch, "a newer term reads the partitions; ending");
+                return false;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not assign partitions; stepping down");
+                self.coordinator.do_send(ConsumerFenced {
+                    epoch: self.epoch,
+                    fence_epoch: None,
+                });
+                return false;
+            }
         }
         tracing::info!(epoch = %self.epoch, ?partitions, offsets = ?self.next_offsets, "consuming");
         self.coordinator.do_send(PartitionsAssigned {

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use zookeeper_client::SessionState;
 
 use crate::actors::node_coordinator::{
-    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, NodeCoordinator,
-    ZooKeeperConnectivity,
+    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness,
+    NodeCoordinator, ZooKeeperConnectivity,
 };
 use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
@@ -68,10 +68,12 @@ pub struct ReclaimEpochAbove {
 pub struct Leave;
 
 /// Asked by the heartbeat when its write was refused over a higher epoch:
-/// answers true when ZooKeeper confirms that this node still leads (the stored
-/// heartbeat is then forged and may be overwritten). Otherwise leadership is
-/// revoked at once: a newer leader holds the heartbeat, or ZooKeeper cannot
-/// vouch for us.
+/// answers true when ZooKeeper confirms, within a bounded wait, that this node
+/// still leads under `epoch` (the stored heartbeat is then forged and may be
+/// replaced). Otherwise the leadership of `epoch` ends at once: a newer leader
+/// holds the heartbeat, or ZooKeeper cannot vouch for us. A question about an
+/// epoch this node no longer leads (a write in flight across a reclaim) is
+/// answered false and changes nothing.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct ConfirmLeadership {
@@ -301,6 +303,33 @@ impl Campaign {
         Duration::from_millis(self.zookeeper.session_timeout_ms)
     }
 
+    /// Longest wait for one ZooKeeper answer inside the lead loop: a request
+    /// parked while the client is disconnected must not blind the loop to its
+    /// commands and watches (measured: 19.7 s with a cut-off server).
+    fn request_bound(session: &ElectionSession) -> Duration {
+        (session.negotiated_timeout() / 3).max(Duration::from_millis(100))
+    }
+
+    /// Whether ZooKeeper confirms, within [`Campaign::request_bound`], that
+    /// `member` exists; `None` when it did not answer in time or failed.
+    async fn confirmed(session: &ElectionSession, member: &str) -> Option<bool> {
+        tokio::time::timeout(Self::request_bound(session), session.confirm_member(member))
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Answers a [`ConfirmLeadership`] when this campaign does not lead: no.
+    /// If the question is about the epoch held without a session, that
+    /// leadership ends now (its heartbeat was refused: a newer leader exists).
+    fn refuse_confirmation(&mut self, claimed: Epoch, reply: oneshot::Sender<bool>) {
+        let _ = reply.send(false);
+        if self.held == Some(claimed) {
+            self.held = None;
+            self.revoke(claimed, "heartbeat refused while leading without a session");
+        }
+    }
+
     /// Campaigns within one session until it must be replaced or the node leaves.
     async fn campaign_in(
         &mut self,
@@ -388,7 +417,10 @@ impl Campaign {
         succession: &mut Succession,
         state: &mut zookeeper_client::StateWatcher,
     ) -> Next {
-        let session_timeout = self.session_timeout();
+        // What ZooKeeper granted, not what was asked: a server clamps the
+        // session to its own bounds, and a lease on the asked value would
+        // outlive the real session.
+        let session_timeout = session.negotiated_timeout();
         let claim_sent = Instant::now();
         let mut epoch = match session.claim_epoch(member, Epoch::ZERO).await {
             Ok(epoch) => epoch,
@@ -455,16 +487,17 @@ impl Campaign {
                 }
                 _ = confirm.tick() => {
                     let sent = Instant::now();
-                    match session.confirm_member(member).await {
-                        Ok(true) => self.coordinator.do_send(LeaseConfirmed {
+                    match Self::confirmed(session, member).await {
+                        Some(true) => self.coordinator.do_send(LeaseConfirmed {
                             epoch,
                             valid_until: sent + session_timeout,
+                            witness: LeaseWitness::ZooKeeper,
                         }),
-                        Ok(false) => {
+                        Some(false) => {
                             self.revoke(epoch, "member znode is gone");
                             return Next::Rejoin;
                         }
-                        Err(error) => tracing::debug!(%error, %epoch, "could not confirm the session"),
+                        None => tracing::debug!(%epoch, "zookeeper did not confirm the session in time"),
                     }
                 }
                 command = self.commands.recv() => match command {
@@ -494,16 +527,27 @@ impl Campaign {
                             }
                         }
                     }
-                    Some(Command::Confirm(claimed, reply)) => {
-                        let confirmed = claimed == epoch
-                            && matches!(session.confirm_member(member).await, Ok(true));
-                        let _ = reply.send(confirmed);
-                        if !confirmed {
-                            self.revoke(epoch, "heartbeat refused and zookeeper cannot confirm our leadership");
-                            let _ = session.delete_member(member).await;
+                    Some(Command::Confirm(claimed, reply)) if claimed != epoch => {
+                        let _ = reply.send(false);
+                    }
+                    Some(Command::Confirm(_, reply)) => match Self::confirmed(session, member).await {
+                        Some(true) => {
+                            let _ = reply.send(true);
+                        }
+                        Some(false) => {
+                            let _ = reply.send(false);
+                            self.revoke(epoch, "heartbeat refused and our member znode is gone");
                             return Next::Rejoin;
                         }
-                    }
+                        None => {
+                            // ZooKeeper cannot vouch for us: step down, and
+                            // close the session rather than delete the member
+                            // over a connection that does not answer.
+                            let _ = reply.send(false);
+                            self.revoke(epoch, "heartbeat refused and zookeeper cannot confirm our leadership");
+                            return Next::Reconnect;
+                        }
+                    },
                     Some(Command::ForceTakeover(_)) => {}
                     Some(Command::Leave(done)) => {
                         let _ = session.delete_member(member).await;
@@ -608,7 +652,7 @@ impl Campaign {
             }
             () = changed_or_pending(leader_watch) => Next::Recheck,
             () = changed_or_pending(epoch_watch) => Next::Recheck,
-            () = session_lost(state, self.session_timeout()) => Next::Reconnect,
+            () = session_lost(state, session.negotiated_timeout()) => Next::Reconnect,
             command = self.commands.recv() => match command {
                 Some(Command::ForceTakeover(stale)) => {
                     if leader_instance.as_deref() == Some(stale.as_str()) {
@@ -627,8 +671,8 @@ impl Campaign {
                     let _ = done.send(());
                     Next::Stop
                 }
-                Some(Command::Confirm(_, reply)) => {
-                    let _ = reply.send(false);
+                Some(Command::Confirm(claimed, reply)) => {
+                    self.refuse_confirmation(claimed, reply);
                     Next::Recheck
                 }
                 Some(Command::Resign | Command::ReclaimAbove(_)) => Next::Recheck,
@@ -665,8 +709,8 @@ impl Campaign {
                         let _ = done.send(());
                         return true;
                     }
-                    Some(Command::Confirm(_, reply)) => {
-                        let _ = reply.send(false);
+                    Some(Command::Confirm(claimed, reply)) => {
+                        self.refuse_confirmation(claimed, reply);
                     }
                     Some(_) => {}
                     None => return true,

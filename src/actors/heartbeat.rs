@@ -21,12 +21,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::actors::election::{ConfirmLeadership, ElectionActor, ForceTakeover};
-use crate::actors::node_coordinator::{HeartbeatObserved, NodeCoordinator};
+use crate::actors::node_coordinator::{
+    HeartbeatObserved, LeaseConfirmed, LeaseWitness, NodeCoordinator,
+};
 use crate::config::NodeConfig;
 use crate::epoch::Epoch;
 use crate::heartbeat_record::HeartbeatRecord;
 use crate::leader_liveness::{LeaderLiveness, NamedLeader, Verdict};
-use crate::redis_store::heartbeat_store::HeartbeatStore;
+use crate::printable::escape_untrusted;
+use crate::redis_store::heartbeat_store::{HeartbeatStore, WriteOutcome};
 
 /// Start writing heartbeats for `epoch`.
 #[derive(Message)]
@@ -65,6 +68,8 @@ pub struct HeartbeatActor {
     instance_id: String,
     node: NodeConfig,
     leading: Option<Epoch>,
+    /// When the last heartbeat write that landed was sent (while leading).
+    last_written: Option<Instant>,
     liveness: LeaderLiveness,
     in_progress: bool,
     coordinator: Addr<NodeCoordinator>,
@@ -90,6 +95,7 @@ impl HeartbeatActor {
             instance_id,
             node,
             leading: None,
+            last_written: None,
             in_progress: false,
             coordinator,
             election,
@@ -125,6 +131,7 @@ impl Handler<BecomeLeader> for HeartbeatActor {
     type Result = ();
     fn handle(&mut self, message: BecomeLeader, ctx: &mut Context<Self>) {
         self.leading = Some(message.epoch);
+        self.last_written = None;
         // Write at once: standbys must not count the hand-over gap as misses.
         ctx.notify(WriteTick);
     }
@@ -159,33 +166,45 @@ impl Handler<WriteTick> for HeartbeatActor {
         };
         let store = self.store.clone();
         let election = self.election.clone();
+        let sent = Instant::now();
         ctx.spawn(
             async move {
-                match store.write(&record).await {
-                    Ok(false) => {
-                        tracing::warn!(%epoch, "a higher epoch's heartbeat is stored; asking zookeeper who leads");
-                        // Refused answers from an actor that is restarting
-                        // count as "cannot confirm": the leadership ends.
+                match store.write(&record).await? {
+                    WriteOutcome::Written => Ok(true),
+                    WriteOutcome::Refused { stored } => {
+                        tracing::warn!(%epoch, stored = %escape_untrusted(&stored, 128), "a higher epoch's heartbeat is stored; asking zookeeper who leads");
+                        // An actor that is restarting cannot confirm either:
+                        // then the leadership ends.
                         if election.send(ConfirmLeadership { epoch }).await.unwrap_or(false) {
-                            tracing::warn!(%epoch, "zookeeper confirms our leadership; overwriting a forged heartbeat");
-                            store.overwrite(&record).await.map(|()| true)
+                            tracing::warn!(%epoch, "zookeeper confirms our leadership; replacing a forged heartbeat");
+                            store.replace(&stored, &record).await
                         } else {
                             Ok(false)
                         }
                     }
-                    other => other,
                 }
             }
             .into_actor(self)
             .map(move |result, actor, _ctx| {
                 actor.in_progress = false;
                 match result {
-                    Ok(true) => actor.coordinator.do_send(HeartbeatObserved {
-                        age: Some(Duration::ZERO),
-                    }),
+                    Ok(true) => {
+                        actor.last_written = Some(sent);
+                        actor.coordinator.do_send(LeaseConfirmed {
+                            epoch,
+                            valid_until: sent + Duration::from_millis(actor.node.heartbeat_timeout_ms),
+                            witness: LeaseWitness::Heartbeat,
+                        });
+                    }
                     Ok(false) => {}
                     Err(error) => tracing::warn!(%error, "could not write the heartbeat"),
                 }
+                // The leader's own view: how long since its heartbeat last
+                // landed, so an alert on the age can fire from the one node
+                // that knows its writes fail.
+                actor.coordinator.do_send(HeartbeatObserved {
+                    age: actor.last_written.map(|written| written.elapsed()),
+                });
             }),
         );
     }

@@ -7,10 +7,12 @@
 //! and [`ConsumerFenced`] stop the consumer at once. A message of an older epoch
 //! is dropped with a debug log; what makes that safe is the fence, not the check.
 //!
-//! Leadership as the node reports it (`isLeader`) is a lease: held only while
-//! ZooKeeper vouched for the session within a session timeout, on this node's
-//! monotonic clock ([`LeaseConfirmed`]); a paused leader that wakes after its
-//! successor took over never says it leads.
+//! Leadership as the node reports it (`isLeader`) is a lease on this node's
+//! monotonic clock, held only while both signals that can end it vouch for it
+//! ([`LeaseConfirmed`]): ZooKeeper answered within a session timeout (no
+//! expiry yet), and a heartbeat write landed within the heartbeat timeout (no
+//! standby can have forced a takeover yet). A paused leader that wakes after
+//! its successor took over never says it leads.
 //!
 //! Also handles [`LeaderObserved`], [`LeaseConfirmed`], [`ZooKeeperConnectivity`],
 //! [`HeartbeatObserved`], [`BatchCommitted`], [`GetFailoverStatus`],
@@ -57,9 +59,8 @@ pub struct LeadershipGranted {
     pub lease_until: Instant,
 }
 
-/// ZooKeeper confirmed, with a request sent `session timeout` before
-/// `valid_until`, that this node's member still exists: its leadership is
-/// proven until then.
+/// One of the two signals that can end this node's leadership vouched for
+/// it until `valid_until` (this node's monotonic clock).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct LeaseConfirmed {
@@ -67,6 +68,19 @@ pub struct LeaseConfirmed {
     pub epoch: Epoch,
     /// End of the lease, on this node's monotonic clock.
     pub valid_until: Instant,
+    /// Which signal vouched.
+    pub witness: LeaseWitness,
+}
+
+/// What can end a leadership, and so must vouch for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseWitness {
+    /// ZooKeeper answered a request sent one (negotiated) session timeout
+    /// before the end: the session cannot have expired before then.
+    ZooKeeper,
+    /// A heartbeat write landed, sent one heartbeat timeout before the end:
+    /// no standby can call this leader hung (and force a takeover) before then.
+    Heartbeat,
 }
 
 /// This node no longer leads `epoch`.
@@ -103,6 +117,11 @@ pub struct HeartbeatObserved {
     /// Time since the leader's last progress; `None` when no leader is judged.
     pub age: Option<Duration>,
 }
+
+/// Longest a new term waits for the previous term's consumer to end: its
+/// in-flight commit is bounded by the store's own timeout.
+const PREVIOUS_TERM_BOUND: Duration =
+    Duration::from_secs(crate::postgres::sink_store::STORE_CALL_TIMEOUT.as_secs() + 5);
 
 /// How often the leader measures consumer lag.
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
@@ -177,9 +196,9 @@ pub struct FailoverStatus {
     pub cluster: String,
     /// The seed's flag: this node leads and consumes.
     pub is_leader: bool,
-    /// `LEADER`, `UNCONFIRMED` (consuming under the fence, but ZooKeeper has
-    /// not vouched for this node within a session timeout), `TAKING_OVER` or
-    /// `STANDBY`.
+    /// `LEADER`, `UNCONFIRMED` (consuming under the fence, but its lease has
+    /// run out: ZooKeeper or the heartbeat has not vouched for it in time),
+    /// `TAKING_OVER` or `STANDBY`.
     pub role: &'static str,
     /// This node's current (or last) epoch.
     pub epoch: Option<Epoch>,
@@ -276,7 +295,9 @@ pub struct NodeCoordinator {
     zookeeper_connected: bool,
     zookeeper_leader: Option<NamedLeader>,
     /// Until when ZooKeeper vouched for our leadership.
-    lease_until: Option<Instant>,
+    zookeeper_lease_until: Option<Instant>,
+    /// Until when our last heartbeat write keeps standbys from forcing a takeover.
+    heartbeat_lease_until: Option<Instant>,
     /// When the sink last made progress (a commit, or the start of leading).
     last_sink_progress: Instant,
     heartbeat_age_ms: Option<i64>,
@@ -302,7 +323,8 @@ impl NodeCoordinator {
             consumer: None,
             zookeeper_connected: false,
             zookeeper_leader: None,
-            lease_until: None,
+            zookeeper_lease_until: None,
+            heartbeat_lease_until: None,
             last_sink_progress: Instant::now(),
             heartbeat_age_ms: None,
             state: StateSummary::default(),
@@ -339,7 +361,16 @@ impl NodeCoordinator {
         }
         self.identity.metrics.stalled(Duration::ZERO);
         self.set_role(Role::Standby);
-        self.lease_until = None;
+        self.zookeeper_lease_until = None;
+        self.heartbeat_lease_until = None;
+        // We no longer know that we lead; the election names the next leader.
+        if self
+            .zookeeper_leader
+            .as_ref()
+            .is_some_and(|leader| leader.instance_id == self.identity.instance_id)
+        {
+            self.zookeeper_leader = None;
+        }
         self.actors.heartbeat.do_send(BecomeStandby);
         self.actors.snapshots.do_send(EndEpoch);
     }
@@ -358,6 +389,7 @@ impl NodeCoordinator {
         let snapshot = snapshot.filter(|snapshot| {
             let doubt = snapshot.doubt(&self.consumer_settings.topic, epoch, &offsets);
             if let Some(doubt) = &doubt {
+                self.reconciliation_mismatches += 1;
                 self.identity.metrics.reconciliation_mismatch();
                 tracing::warn!(%doubt, "state snapshot not believed; continuing from postgresql");
             }
@@ -491,8 +523,15 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
             tracing::debug!(epoch = %granted.epoch, "leadership grant of an older epoch ignored");
             return;
         }
-        self.stop_consumer();
-        self.lease_until = Some(granted.lease_until);
+        // The previous term's loop is stopped now and awaited below: both
+        // terms share one Kafka consumer, and records the old loop takes
+        // after the new term assigned would be lost to the new term.
+        let previous = self.consumer.take();
+        if let Some(previous) = &previous {
+            previous.do_send(Drain);
+        }
+        self.zookeeper_lease_until = Some(granted.lease_until);
+        self.heartbeat_lease_until = None;
         self.set_role(Role::TakingOver(granted.epoch));
         self.actors.heartbeat.do_send(BecomeLeader {
             epoch: granted.epoch,
@@ -502,6 +541,14 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
         let sink = self.actors.sink.clone();
         let leadership = self.leadership.subscribe();
         let takeover = async move {
+            if let Some(previous) = previous {
+                if tokio::time::timeout(PREVIOUS_TERM_BOUND, previous.send(Drain))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(%epoch, "the previous term's consumer did not stop in time");
+                }
+            }
             let snapshot = match snapshots.send(LoadSnapshot).await {
                 Ok(Ok(snapshot)) => snapshot,
                 Ok(Err(error)) => {
@@ -608,7 +655,11 @@ impl Handler<LeaseConfirmed> for NodeCoordinator {
             tracing::debug!(epoch = %confirmed.epoch, "lease of an epoch we do not hold ignored");
             return;
         }
-        self.lease_until = self.lease_until.max(Some(confirmed.valid_until));
+        let lease = match confirmed.witness {
+            LeaseWitness::ZooKeeper => &mut self.zookeeper_lease_until,
+            LeaseWitness::Heartbeat => &mut self.heartbeat_lease_until,
+        };
+        *lease = (*lease).max(Some(confirmed.valid_until));
     }
 }
 
@@ -680,7 +731,10 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
     type Result = MessageResult<GetFailoverStatus>;
 
     fn handle(&mut self, _message: GetFailoverStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        let lease_held = self.lease_until.is_some_and(|until| until > Instant::now());
+        let now = Instant::now();
+        let lease_held = [self.zookeeper_lease_until, self.heartbeat_lease_until]
+            .iter()
+            .all(|lease| lease.is_some_and(|until| until > now));
         let is_leader = matches!(self.role, Role::Leading(_)) && lease_held;
         MessageResult(FailoverStatus {
             instance_id: self.identity.instance_id.clone(),

@@ -85,12 +85,13 @@ impl PartitionReader {
 
     /// Assigns `partitions` for the term of `epoch`, each at its stored next
     /// offset or the beginning (a partition never committed, new ones included).
+    /// `Ok(false)`, and nothing changed, when a newer term holds the assignment.
     pub fn assign(
         &self,
         epoch: Epoch,
         partitions: &[i32],
         next_offsets: &std::collections::BTreeMap<i32, i64>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<bool, KafkaError> {
         let mut assignment = TopicPartitionList::new();
         for partition in partitions {
             let offset = next_offsets
@@ -102,9 +103,13 @@ impl PartitionReader {
             .assigned_by
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if assigned_by.is_some_and(|current| current > epoch) {
+            tracing::debug!(%epoch, current = ?*assigned_by, "not assigning over a newer term");
+            return Ok(false);
+        }
         self.consumer.assign(&assignment)?;
         *assigned_by = Some(epoch);
-        Ok(())
+        Ok(true)
     }
 
     /// The high watermark (next offset to be written) of each of `partitions`.
@@ -231,6 +236,11 @@ mod tests {
             .expect("reassign");
         reader.unassign(Epoch(4)).expect("no-op");
         assert_eq!(assigned(&reader), 3, "the new term keeps its partitions");
+        assert!(
+            !reader.assign(Epoch(4), &[0], &offsets).expect("refused"),
+            "a stale term never assigns over a newer one"
+        );
+        assert_eq!(assigned(&reader), 3);
         reader.unassign(Epoch(6)).expect("unassign");
         assert_eq!(assigned(&reader), 0);
     }

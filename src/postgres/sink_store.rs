@@ -67,10 +67,14 @@ impl SinkError {
 }
 
 /// Longest a store call may take, connection wait and every statement
-/// included: above the server's own `statement_timeout`, so a slow statement
-/// is ended by PostgreSQL first, and a silent server by this.
-pub const STORE_CALL_TIMEOUT: Duration =
-    Duration::from_secs(crate::postgres::pool::STATEMENT_TIMEOUT.as_secs() + 5);
+/// included: a silent server (a connection dropped without a reset) would
+/// otherwise hold the sink until TCP keepalive gives up, hours later. Well
+/// above one `statement_timeout`, because isolating the refused rows of a
+/// batch takes up to 2n − 1 statements (about 4 s for 2,000 rows refused
+/// one by one here; a remote database multiplies that), and a call that runs
+/// out counts as an outage and is retried, which must not turn a data
+/// problem into a wedge.
+pub const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Longest dead-letter reason stored (characters).
 const MAX_REASON_CHARS: usize = 1024;

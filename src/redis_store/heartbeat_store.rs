@@ -6,19 +6,42 @@ use crate::heartbeat_record::HeartbeatRecord;
 use crate::redis_store::{key_prefix, GuardedRedis, RedisStoreError};
 
 /// Writes `ARGV[1]` unless the stored heartbeat carries an epoch above `ARGV[2]`;
-/// returns 1 when written, 0 when refused. The key expires (`ARGV[3]` ms) so a
-/// dead cluster leaves nothing behind.
+/// returns `false` when written, the stored value when refused. The key
+/// expires (`ARGV[3]` ms) so a dead cluster leaves nothing behind.
 const WRITE_IF_NOT_OLDER: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current then
   local stored_epoch = tonumber(string.match(current, '^%-?%d+:(%-?%d+):'))
   if stored_epoch and stored_epoch > tonumber(ARGV[2]) then
-    return 0
+    return current
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
+return false
 ";
+
+/// Replaces the stored value `ARGV[1]` with `ARGV[2]` (expiring after `ARGV[3]`
+/// ms) only if it is still stored: a compare-and-set, so a value written since
+/// (a real successor's heartbeat) is never clobbered. Returns 1 when replaced.
+const REPLACE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// What a heartbeat write came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written.
+    Written,
+    /// Refused: the stored value (`stored`) carries a higher epoch.
+    Refused {
+        /// What the key holds.
+        stored: String,
+    },
+}
 
 /// How long a heartbeat key outlives its last write.
 const HEARTBEAT_TTL_MS: u64 = 60_000;
@@ -28,7 +51,8 @@ const HEARTBEAT_TTL_MS: u64 = 60_000;
 pub struct HeartbeatStore {
     redis: GuardedRedis,
     key: String,
-    script: Script,
+    write_script: Script,
+    replace_script: Script,
 }
 
 impl HeartbeatStore {
@@ -37,7 +61,8 @@ impl HeartbeatStore {
         Self {
             redis,
             key: format!("{}leader:heartbeat", key_prefix(cluster)),
-            script: Script::new(WRITE_IF_NOT_OLDER),
+            write_script: Script::new(WRITE_IF_NOT_OLDER),
+            replace_script: Script::new(REPLACE_IF_UNCHANGED),
         }
     }
 
@@ -46,31 +71,41 @@ impl HeartbeatStore {
         &self.key
     }
 
-    /// Writes `record` unless a higher epoch's heartbeat is stored; `Ok(false)` when refused.
-    pub async fn write(&self, record: &HeartbeatRecord) -> Result<bool, RedisStoreError> {
-        let mut invocation = self.script.key(&self.key);
+    /// Writes `record` unless a higher epoch's heartbeat is stored.
+    pub async fn write(&self, record: &HeartbeatRecord) -> Result<WriteOutcome, RedisStoreError> {
+        let mut invocation = self.write_script.key(&self.key);
         invocation
             .arg(record.to_string())
             .arg(record.epoch.0)
             .arg(HEARTBEAT_TTL_MS);
-        let written: i64 = self
+        let refused_by: Option<String> = self
             .redis
             .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
-        Ok(written == 1)
+        Ok(match refused_by {
+            None => WriteOutcome::Written,
+            Some(stored) => WriteOutcome::Refused { stored },
+        })
     }
 
-    /// Writes `record` whatever is stored: only once ZooKeeper confirmed that
-    /// its writer leads, so what it replaces was never granted.
-    pub async fn overwrite(&self, record: &HeartbeatRecord) -> Result<(), RedisStoreError> {
-        let value = record.to_string();
-        self.redis
-            .run(|mut connection| async move {
-                connection
-                    .pset_ex::<_, _, ()>(&self.key, value, HEARTBEAT_TTL_MS)
-                    .await
-            })
-            .await
+    /// Replaces `stored` with `record` if the key still holds `stored`; only
+    /// once ZooKeeper confirmed that `record`'s writer leads, so `stored` was
+    /// never granted. `Ok(false)` when the key changed meanwhile.
+    pub async fn replace(
+        &self,
+        stored: &str,
+        record: &HeartbeatRecord,
+    ) -> Result<bool, RedisStoreError> {
+        let mut invocation = self.replace_script.key(&self.key);
+        invocation
+            .arg(stored)
+            .arg(record.to_string())
+            .arg(HEARTBEAT_TTL_MS);
+        let replaced: i64 = self
+            .redis
+            .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(replaced == 1)
     }
 
     /// The stored heartbeat, if any.

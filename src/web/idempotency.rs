@@ -1,15 +1,18 @@
 //! Owns the `Idempotency-Key` header of the ingest endpoints: a client that
 //! cannot keep the `message_id` of a request it may retry sends a key instead,
-//! and the gateway derives the event's id from it (UUIDv5 of the topic, the
-//! key and the event's `source`; in a batch, of the item's index too). A retry
-//! with the same key therefore carries the same id, and the sink stores it
-//! once. A `message_id` in the body wins over the key. Ids are unique across
-//! the whole database, so the topic is part of the name: the same key sent to
-//! two clusters' gateways names two events.
+//! and the gateway derives each event's id from the topic, the key and the
+//! event's content (UUIDv5). A retry of the same event with the same key
+//! carries the same id, and the sink stores it once, whatever its position in
+//! a batch (resending only the failed items of a batch must not make them
+//! collide with stored ones); a different event under the same key gets an id
+//! of its own, so reusing a key never hides an event behind a 202. A
+//! `message_id` in the body wins over the key. Ids are unique across the whole
+//! database, so the topic is part of the name.
 
 use actix_web::HttpRequest;
 use uuid::Uuid;
 
+use crate::log_event::LogEventRequest;
 use crate::web::api_error::ApiError;
 
 /// The header's name.
@@ -44,13 +47,20 @@ impl IdempotencyKey {
         Ok(Some(Self(String::from_utf8_lossy(bytes).into_owned())))
     }
 
-    /// The id of the event from `source` sent to `topic` under this key, at
-    /// `index` of a batch.
-    pub fn message_id(&self, topic: &str, source: &str, index: Option<usize>) -> Uuid {
-        let name = match index {
-            Some(index) => format!("{topic}\n{}\n{source}\n{index}", self.0),
-            None => format!("{topic}\n{}\n{source}", self.0),
-        };
+    /// The id of `event` sent to `topic` under this key: the same event gets
+    /// the same id, another event another one.
+    pub fn message_id(&self, topic: &str, event: &LogEventRequest) -> Uuid {
+        // serde_json's maps are ordered by key, so the same event always
+        // encodes to the same text, however the client ordered its fields.
+        let content = serde_json::to_string(&(
+            &event.level,
+            &event.message,
+            &event.source,
+            &event.timestamp,
+            &event.attributes,
+        ))
+        .unwrap_or_default();
+        let name = format!("{topic}\n{}\n{content}", self.0);
         Uuid::new_v5(&NAMESPACE, name.as_bytes())
     }
 }
@@ -68,15 +78,25 @@ mod tests {
         )
     }
 
+    fn event(body: serde_json::Value) -> LogEventRequest {
+        serde_json::from_value(body).expect("an event request")
+    }
+
     #[test]
-    fn the_same_key_and_source_give_the_same_id() {
+    fn the_same_event_under_the_same_key_gets_the_same_id_wherever_it_stands() {
         let key = key_of("order-42-attempt").expect("valid").expect("present");
-        let id = |topic, source, index| key.message_id(topic, source, index);
-        assert_eq!(id("t", "app", None), id("t", "app", None));
-        assert_ne!(id("t", "app", None), id("t", "other", None));
-        assert_ne!(id("t", "app", None), id("u", "app", None));
-        assert_ne!(id("t", "app", Some(0)), id("t", "app", Some(1)));
-        assert_eq!(id("t", "app", None).get_version_num(), 5);
+        let a = event(
+            serde_json::json!({"level":"INFO","message":"charged","source":"billing","attributes":{"x":1,"y":2}}),
+        );
+        let reordered = event(
+            serde_json::json!({"attributes":{"y":2,"x":1},"source":"billing","message":"charged","level":"INFO"}),
+        );
+        let other =
+            event(serde_json::json!({"level":"WARN","message":"refunded","source":"billing"}));
+        assert_eq!(key.message_id("t", &a), key.message_id("t", &reordered));
+        assert_ne!(key.message_id("t", &a), key.message_id("t", &other));
+        assert_ne!(key.message_id("t", &a), key.message_id("u", &a));
+        assert_eq!(key.message_id("t", &a).get_version_num(), 5);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn publish_one(
     if let Some(key) = &key {
         event_request.message_id = event_request
             .message_id
-            .or_else(|| Some(key.message_id(&state.kafka.topic, &event_request.source, None)));
+            .or_else(|| Some(key.message_id(&state.kafka.topic, &event_request)));
     }
     let event = event_request.validate(&state.limits, Utc::now())?;
     Ok(HttpResponse::Accepted().json(publish(&state, &event).await?))
@@ -166,15 +166,15 @@ pub async fn publish_batch(
         return Err(ApiError::EmptyBatch);
     }
     let received_at = Utc::now();
-    let outcomes = join_all(items.into_iter().enumerate().map(|(index, item)| {
+    let outcomes = join_all(items.into_iter().map(|item| {
         let state = state.clone();
         let key = key.clone();
         async move {
             let mut item = item?;
             if let Some(key) = &key {
-                item.message_id = item.message_id.or_else(|| {
-                    Some(key.message_id(&state.kafka.topic, &item.source, Some(index)))
-                });
+                item.message_id = item
+                    .message_id
+                    .or_else(|| Some(key.message_id(&state.kafka.topic, &item)));
             }
             let event = item.validate(&state.limits, received_at)?;
             publish(&state, &event).await

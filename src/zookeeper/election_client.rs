@@ -73,6 +73,16 @@ impl ElectionSession {
             Acls::creator_all()
         };
         let client = connector.connect(connect).await?;
+        let negotiated = client.session_timeout();
+        if negotiated != session_timeout {
+            // A server clamps the session to [2, 20] x its tickTime by
+            // default: 400 ms asked of a stock tickTime=2000 server is 4 s.
+            tracing::warn!(
+                asked_ms = session_timeout.as_millis(),
+                negotiated_ms = negotiated.as_millis(),
+                "zookeeper negotiated another session timeout; failover times follow it"
+            );
+        }
         let cluster_path = format!("{root}/{cluster}");
         let session = Self {
             election_path: format!("{cluster_path}/election"),
@@ -93,6 +103,11 @@ impl ElectionSession {
             Ok(_) | Err(ZkError::NodeExists) => Ok(session),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The session timeout the server granted (it may differ from the one asked).
+    pub fn negotiated_timeout(&self) -> Duration {
+        self.client.session_timeout()
     }
 
     /// Watches the session's state (disconnects, expiry).
