@@ -140,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 out: out.clone(),
                 zookeeper_port: config.zookeeper.first_port(),
+                kafka_bootstrap: config.kafka.bootstrap_servers,
                 postgres_url: config.postgres.url,
                 infra_script,
                 outage,

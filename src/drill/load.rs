@@ -88,6 +88,11 @@ impl RunningLoad {
         lock(&self.outcome).acked.len()
     }
 
+    /// The ids acknowledged so far.
+    pub fn acked(&self) -> Vec<Uuid> {
+        lock(&self.outcome).acked.clone()
+    }
+
     /// Stops sending, waits for requests in flight, returns what was acknowledged.
     pub async fn finish(self) -> LoadOutcome {
         self.stop.send_replace(true);

@@ -9,12 +9,14 @@
 //! - [`scenario`]: the faults and one drill cycle.
 //! - [`network_cut`]: a node cut off from ZooKeeper or from everything (cgroup + iptables).
 //! - [`infra_control`]: dependency outages through `scripts/infra`.
+//! - [`chaos`]: overlapping faults and hostile input around each leader fault; the liveness bound.
 //! - [`attribution`]: each leadership change attributed to a fault window, or false.
 //! - [`report`]: percentiles, the printed table, JSON.
 //! - [`timeline`]: committed events per second with faults and leadership changes, as SVG.
 //! - [`runner`]: a whole drill, from cluster start to report.
 
 pub mod attribution;
+pub mod chaos;
 pub mod infra_control;
 pub mod load;
 pub mod local_cluster;

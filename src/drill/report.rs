@@ -132,7 +132,10 @@ impl DrillReport {
         Self {
             scenario,
             seed,
-            faults: cycles.iter().map(|c| c.scenario.faults()).sum(),
+            faults: cycles
+                .iter()
+                .map(|c| c.scenario.faults() + c.overlapping_faults)
+                .sum(),
             false_failovers,
             summary,
             verdict,
@@ -149,6 +152,15 @@ impl DrillReport {
             && self.summary.values().all(|s| s.stale_commits == 0)
             && self.false_failovers == 0
             && self.cycles.iter().all(|c| c.outage_verified != Some(false))
+            && self.wedged() == 0
+    }
+
+    /// Cycles after which an acknowledged event stayed unstored past the bound.
+    pub fn wedged(&self) -> usize {
+        self.cycles
+            .iter()
+            .filter(|c| c.wedged == Some(true))
+            .count()
     }
 
     /// The table printed at the end of a drill.
@@ -180,13 +192,14 @@ impl DrillReport {
             "RTO: leader faults, fault -> the successor's first commit; outages, the service back -> the first commit after it\n",
         );
         text.push_str(&format!(
-            "faults {} | acknowledged {} | lost {} | duplicated {} | unexpected {} | false failovers {}\n",
+            "faults {} | acknowledged {} | lost {} | duplicated {} | unexpected {} | false failovers {} | wedged {}\n",
             self.faults,
             self.verdict.acknowledged,
             self.verdict.lost,
             self.verdict.duplicated,
             self.verdict.unexpected,
-            self.false_failovers
+            self.false_failovers,
+            self.wedged()
         ));
         text.push_str(&format!(
             "RSS under load: leader {} KiB, standbys {:?} KiB, gateway {} KiB\n",

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use rdkafka::producer::FutureProducer;
+
 use crate::drill::attribution::{false_failovers, FaultWindow};
+use crate::drill::chaos;
 use crate::drill::infra_control::InfraControl;
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
@@ -45,6 +48,8 @@ pub struct DrillPlan {
     pub outage: Duration,
     /// ZooKeeper's client port.
     pub zookeeper_port: u16,
+    /// The broker, for the poison records of a chaos drill.
+    pub kafka_bootstrap: String,
 }
 
 /// Runs the drill and writes its report.
@@ -67,12 +72,38 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     tokio::time::sleep(plan.settle).await;
     let mut sequence = FaultSequence::new(plan.seed);
     let mut cycles = Vec::with_capacity(plan.cycles);
+    let mut hostile_acked = Vec::new();
+    let producer: Option<FutureProducer> = match plan.scenario {
+        Scenario::Chaos => Some(
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &plan.kafka_bootstrap)
+                .create()
+                .map_err(|error| DrillError::Fault(format!("a poison producer: {error}")))?,
+        ),
+        _ => None,
+    };
     for cycle in 1..=plan.cycles {
         let scenario = match plan.scenario {
             Scenario::Mixed => sequence.next_scenario(),
+            Scenario::Chaos => sequence.next_leader_fault(),
             single => single,
         };
-        let result = run_cycle(&mut cluster, &mut context, scenario, cycle).await?;
+        let mut overlap = match &producer {
+            Some(producer) => {
+                let (leader, _) = cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
+                Some(chaos::overlap(&cluster, leader, &mut sequence, producer).await?)
+            }
+            None => None,
+        };
+        let mut result = run_cycle(&mut cluster, &mut context, scenario, cycle).await?;
+        if let Some(overlap) = overlap.as_mut() {
+            overlap.finish().await;
+            result.overlapping_faults = overlap.faults;
+            hostile_acked.append(&mut overlap.acked);
+            let mut acked = load.acked();
+            acked.extend_from_slice(&hostile_acked);
+            result.wedged = Some(!chaos::stored_within_bound(&context.postgres, &acked).await?);
+        }
         tracing::info!(
             cycle,
             ?scenario,
@@ -85,7 +116,8 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     }
     let memory = memory_under_load(&cluster).await;
     let postgres = &context.postgres;
-    let outcome = load.finish().await;
+    let mut outcome = load.finish().await;
+    outcome.acked.extend(hostile_acked);
     let acked_path = plan.out.join("acked.txt");
     write_ids(&acked_path, &outcome.acked)?;
     write_ids(&unknown_path(&acked_path), &outcome.unknown)?;
@@ -111,13 +143,13 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         .map(|cycle| FaultWindow {
             start: cycle.fault_at,
             end: cycle.settled_at,
-            allowed: cycle.scenario.allowed_failovers(),
+            allowed: cycle.scenario.allowed_failovers() + cycle.overlapping_faults as i64,
         })
         .collect();
     let false_failovers = false_failovers(&changes, &windows);
     let report = DrillReport::new(
         plan.scenario,
-        (plan.scenario == Scenario::Mixed).then_some(plan.seed),
+        matches!(plan.scenario, Scenario::Mixed | Scenario::Chaos).then_some(plan.seed),
         cycles,
         verdict,
         false_failovers,

@@ -62,6 +62,10 @@ pub enum Scenario {
     PostgresOutage,
     /// A random sequence of all the above, from a printed seed.
     Mixed,
+    /// Leader faults from a printed seed, each overlapped by a paused standby
+    /// (half the time), hostile events through the gateway and a poison record
+    /// in the topic, with a liveness check after each (see [`crate::drill::chaos`]).
+    Chaos,
 }
 
 impl Scenario {
@@ -166,6 +170,12 @@ pub struct CycleResult {
     pub circuit_opened: Option<bool>,
     /// Leadership changes during the cycle.
     pub failovers: i64,
+    /// Faults injected alongside the main one (chaos drills), each of which
+    /// may cause one more leadership change.
+    pub overlapping_faults: usize,
+    /// Chaos drills: whether some acknowledged event was still not stored
+    /// `chaos::LIVENESS_BOUND` after the cycle settled.
+    pub wedged: Option<bool>,
     /// Rows of an older epoch stored after the final leader's first commit (must be 0).
     pub stale_commits: i64,
 }
@@ -235,6 +245,7 @@ pub async fn run_cycle(
             above = second_epoch;
         }
         Scenario::Mixed
+        | Scenario::Chaos
         | Scenario::ZookeeperRestart
         | Scenario::BrokerRestart
         | Scenario::RedisOutage
@@ -280,6 +291,8 @@ pub async fn run_cycle(
         outage_verified: None,
         circuit_opened: None,
         failovers: settled.failovers,
+        overlapping_faults: 0,
+        wedged: None,
         stale_commits: settled.stale_commits,
     })
 }
@@ -357,6 +370,8 @@ async fn run_outage(
         outage_verified: Some(service != Service::Postgres || committed_during_outage == 0),
         circuit_opened,
         failovers: settled.failovers,
+        overlapping_faults: 0,
+        wedged: None,
         stale_commits: settled.stale_commits,
     })
 }
@@ -515,14 +530,29 @@ impl FaultSequence {
         Self(seed)
     }
 
-    /// The next scenario.
-    pub fn next_scenario(&mut self) -> Scenario {
+    /// The next number (splitmix64: every seed replays the same sequence).
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        Scenario::SINGLE[usize::try_from(z % Scenario::SINGLE.len() as u64).unwrap_or(0)]
+        z ^ (z >> 31)
+    }
+
+    /// The next scenario.
+    pub fn next_scenario(&mut self) -> Scenario {
+        let draw = self.next_u64();
+        Scenario::SINGLE[usize::try_from(draw % Scenario::SINGLE.len() as u64).unwrap_or(0)]
+    }
+
+    /// The next fault of the leader (no dependency outage).
+    pub fn next_leader_fault(&mut self) -> Scenario {
+        let faults: Vec<Scenario> = Scenario::SINGLE
+            .into_iter()
+            .filter(|scenario| scenario.outage_of().is_none())
+            .collect();
+        let draw = self.next_u64();
+        faults[usize::try_from(draw % faults.len() as u64).unwrap_or(0)]
     }
 }
 
