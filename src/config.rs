@@ -143,6 +143,10 @@ pub struct NodeConfig {
     pub metrics_bind: String,
     /// Most events committed in one PostgreSQL transaction.
     pub batch_max_events: usize,
+    /// About the most bytes of record keys and values in one transaction: a
+    /// batch of large records stops growing here, far below PostgreSQL's
+    /// 1 GB message limit.
+    pub batch_max_bytes: usize,
     /// Longest a partial batch waits for more events before it is committed.
     pub batch_linger_ms: u64,
     /// Least time between two state snapshots written to Redis.
@@ -366,6 +370,7 @@ impl Default for NodeConfig {
             admin_token: String::new(),
             metrics_bind: String::new(),
             batch_max_events: 2000,
+            batch_max_bytes: 16 * 1024 * 1024,
             batch_linger_ms: 20,
             snapshot_interval_ms: 500,
             state_max_age_ms: 30_000,
@@ -547,6 +552,9 @@ impl Config {
                 "node.heartbeat_misses_before_takeover",
                 "must be at least 1",
             ));
+        }
+        if self.node.batch_max_bytes == 0 {
+            return Err(invalid("node.batch_max_bytes", "must be at least 1"));
         }
         if self.node.batch_max_events == 0 {
             return Err(invalid("node.batch_max_events", "must be at least 1"));

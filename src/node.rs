@@ -105,6 +105,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         topic: config.kafka.topic.clone(),
         instance_id: instance_id.clone(),
         batch_max_events: config.node.batch_max_events,
+        batch_max_bytes: config.node.batch_max_bytes,
         batch_linger: Duration::from_millis(config.node.batch_linger_ms),
         limits: EventLimits::from(&config.gateway),
         metrics: metrics.clone(),

@@ -672,3 +672,66 @@ async fn the_sink_isolates_rows_postgresql_refuses_and_commits_the_rest() {
         .get(0);
     assert_eq!(next, 51, "the offsets move past the refused rows");
 }
+
+#[tokio::test]
+async fn batches_of_large_records_stop_growing_at_the_byte_budget() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let _serial = serial().await;
+    // Measured: with a budget of 1 GB the same records went in 3 transactions.
+    let mut env = long_session();
+    env.insert(
+        "UNDERSTUDY_NODE__BATCH_MAX_BYTES".to_owned(),
+        (2 << 20).to_string(),
+    );
+    let cluster = TestCluster::start_with("bytes", 1, env).await;
+    let (leader, _) = cluster.wait_for_leader(None).await;
+    // Paused while the records arrive, so that they all wait for one fetch.
+    cluster.signal(leader, Signal::SIGSTOP);
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::KAFKA)
+        .set("message.max.bytes", (2 * 1024 * 1024).to_string())
+        .create()
+        .expect("producer");
+    // Twenty 1 MB records (too large to be events: they are dead-lettered,
+    // raw, inside the same transactions as events).
+    let payload = vec![b'x'; 1024 * 1024];
+    for _ in 0..20 {
+        producer
+            .send(
+                FutureRecord::to(&cluster.topic)
+                    .key("big")
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("a large record produced");
+    }
+    cluster.signal(leader, Signal::SIGCONT);
+    let client = pg().await;
+    eventually(Duration::from_secs(60), "twenty dead letters", || async {
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM dead_letters WHERE topic = $1",
+                &[&cluster.topic],
+            )
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == 20).then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(cluster.node(leader).url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let batches: f64 = metrics
+        .lines()
+        .find(|line| line.starts_with("sink_batch_size_count"))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .expect("sink_batch_size_count");
+    assert!(
+        batches >= 10.0,
+        "20 MB of records in {batches} transactions: batches grew past the 2 MB budget"
+    );
+}

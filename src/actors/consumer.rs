@@ -60,6 +60,8 @@ pub struct ConsumerSettings {
     pub instance_id: String,
     /// Most records per batch.
     pub batch_max_events: usize,
+    /// About the most bytes of keys and values per batch.
+    pub batch_max_bytes: usize,
     /// Longest wait for a batch to fill.
     pub batch_linger: Duration,
     /// Rules each event must meet.
@@ -186,6 +188,7 @@ impl ConsumeLoop {
                 _ = self.stop.changed() => break,
                 records = self.settings.reader.next_batch(
                     self.settings.batch_max_events,
+                    self.settings.batch_max_bytes,
                     self.settings.batch_linger,
                 ) => records,
             };

@@ -33,7 +33,11 @@ pub async fn read_and_decode(
     while read < count {
         let batch = tokio::time::timeout(
             Duration::from_secs(60),
-            reader.next_batch(config.node.batch_max_events, linger),
+            reader.next_batch(
+                config.node.batch_max_events,
+                config.node.batch_max_bytes,
+                linger,
+            ),
         )
         .await
         .map_err(|_| BenchError::Failed(format!("read {read} of {count} records")))??;

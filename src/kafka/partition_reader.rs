@@ -149,20 +149,28 @@ impl PartitionReader {
         Ok(())
     }
 
-    /// Waits for the next record, then gathers more for up to `linger`, at most `max`.
+    /// Waits for the next record, then gathers more for up to `linger`, at
+    /// most `max` records and about `max_bytes` of keys and values (the batch
+    /// goes into one PostgreSQL transaction, whose messages are capped at
+    /// 1 GB, and stays in memory while a failed commit is retried).
     pub async fn next_batch(
         &self,
         max: usize,
+        max_bytes: usize,
         linger: Duration,
     ) -> Result<Vec<ConsumedRecord>, KafkaError> {
         let first = self.consumer.recv().await?;
-        let mut batch = Vec::with_capacity(max);
+        let mut batch = Vec::with_capacity(max.min(4096));
+        let mut bytes = record_bytes(&first);
         batch.push(owned(&first));
         drop(first);
         let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < max {
+        while batch.len() < max && bytes < max_bytes {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(owned(&message)),
+                Ok(Ok(message)) => {
+                    bytes += record_bytes(&message);
+                    batch.push(owned(&message));
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "kafka error while filling a batch");
                     break;
@@ -183,6 +191,10 @@ pub fn is_connection_event(error: &KafkaError) -> bool {
             RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
         )
     )
+}
+
+fn record_bytes(message: &rdkafka::message::BorrowedMessage<'_>) -> usize {
+    message.key_len() + message.payload_len()
 }
 
 fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {

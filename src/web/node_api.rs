@@ -97,11 +97,12 @@ pub async fn history(
             "limit must be between 1 and 1000".to_owned(),
         ));
     }
-    let records = state
-        .store
-        .failover_history(limit)
-        .await
-        .map_err(|error| ApiError::DependencyUnavailable(error.to_string()))?;
+    let records = state.store.failover_history(limit).await.map_err(|error| {
+        // PostgreSQL's own words stay in the log: they name tables,
+        // roles and hosts that a client has no business seeing.
+        tracing::warn!(%error, "could not read the failover history");
+        ApiError::DependencyUnavailable("the failover history cannot be read now".to_owned())
+    })?;
     Ok(HttpResponse::Ok().json(records))
 }
 
