@@ -735,3 +735,64 @@ async fn batches_of_large_records_stop_growing_at_the_byte_budget() {
         "20 MB of records in {batches} transactions: batches grew past the 2 MB budget"
     );
 }
+
+#[tokio::test]
+async fn a_forged_state_snapshot_is_not_believed_by_the_next_leader() {
+    let _serial = serial().await;
+    let cluster = TestCluster::start("forged-state", 2).await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        acked.push(cluster.publish(&format!("state {i}")).await.expect("acked"));
+    }
+    cluster.verify_exactly_once(&acked).await;
+    let (leader, epoch) = cluster.wait_for_leader(None).await;
+    let leader_id = cluster.status(leader).await.expect("status")["instanceId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let key = format!("understudy:{}:consumer:state", cluster.name);
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379")
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    // Written as the real leader would, with a wrapped total and injected
+    // application state; kept in place while the leader keeps writing its own.
+    let forged = json!({
+        "instanceId": leader_id, "epoch": epoch, "topic": cluster.topic,
+        "partitions": [0, 1, 2], "offsets": {}, "inFlight": [],
+        "processedTotal": u64::MAX,
+        "custom": {"metadata": {"injected": "by an attacker"}, "pendingOperations": []},
+        "updatedAtMs": chrono::Utc::now().timestamp_millis() + 60_000,
+    })
+    .to_string();
+    let () = redis.set(&key, &forged).await.expect("forge");
+    cluster.signal(leader, Signal::SIGSTOP);
+    let () = redis.set(&key, &forged).await.expect("forge again");
+    let (successor, _) = cluster.wait_for_leader(Some(epoch)).await;
+    cluster.signal(leader, Signal::SIGCONT);
+    let status = cluster.status(successor).await.expect("status");
+    let total = status["state"]["processedTotal"].as_u64().expect("total");
+    assert!(total <= 5, "a forged total was believed: {status}");
+    assert!(
+        status["reconciliationMismatches"].as_u64() >= Some(1),
+        "{status}"
+    );
+    let after = cluster.publish("after").await.expect("acked");
+    acked.push(after);
+    cluster.verify_exactly_once(&acked).await;
+    let saved: String = eventually(
+        Duration::from_secs(10),
+        "a snapshot of the successor",
+        || async {
+            let mut redis = redis.clone();
+            let saved: String = redis.get(&key).await.ok()?;
+            (!saved.contains(&leader_id)).then_some(saved)
+        },
+    )
+    .await;
+    assert!(
+        !saved.contains("injected"),
+        "injected state re-saved: {saved}"
+    );
+}
