@@ -111,6 +111,11 @@ pub struct GatewayConfig {
     /// Longest a client may take to send a request's headers and body, ms
     /// (slow senders are cut off: slowloris).
     pub client_request_timeout_ms: u64,
+    /// Most bytes of request bodies held at once across all ingest requests:
+    /// a body is admitted only when its size (declared, or `max_body_bytes`)
+    /// fits, so many large requests at once wait, or get 503 after
+    /// `client_request_timeout_ms`, instead of growing the gateway's memory.
+    pub max_inflight_body_bytes: usize,
     /// Where `/metrics` is served instead of the main port, e.g.
     /// `127.0.0.1:9464`; empty: on the main port.
     pub metrics_bind: String,
@@ -352,6 +357,7 @@ impl Default for GatewayConfig {
             rate_limit_per_second: 2000,
             rate_limit_burst: 4000,
             client_request_timeout_ms: 10_000,
+            max_inflight_body_bytes: 32 * 1024 * 1024,
             metrics_bind: String::new(),
         }
     }
@@ -551,6 +557,12 @@ impl Config {
             return Err(invalid(
                 "node.heartbeat_misses_before_takeover",
                 "must be at least 1",
+            ));
+        }
+        if self.gateway.max_inflight_body_bytes < self.gateway.max_body_bytes {
+            return Err(invalid(
+                "gateway.max_inflight_body_bytes",
+                "must be at least gateway.max_body_bytes, or a largest body could never be read",
             ));
         }
         if self.node.batch_max_bytes == 0 {

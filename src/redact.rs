@@ -1,6 +1,7 @@
 //! Owns hiding secrets in what a process prints or logs: the password in a
 //! URL's userinfo (`redis://user:PW@…`, `postgres://sink:PW@…`, an OTLP
-//! endpoint with basic auth) becomes `***`. Secrets that are fields of their
+//! endpoint with basic auth), a `?password=` query parameter and a
+//! `password=` setting of a key=value connection string become `***`. Secrets that are fields of their
 //! own (the admin token, the migrations URL, Kafka client properties) are
 //! never serialised at all (`#[serde(skip_serializing)]` in [`crate::config`]).
 
@@ -9,17 +10,60 @@ use url::Url;
 /// What a hidden password is shown as.
 pub const HIDDEN: &str = "***";
 
-/// `text` with the password of its userinfo hidden, when it is a URL that has
-/// one; anything else unchanged.
+/// Names of query parameters and `key=value` settings that hold a secret
+/// (libpq's `password`, `sslpassword`; tokens of HTTP endpoints).
+const SECRET_KEYS: [&str; 6] = ["password", "sslpassword", "pass", "pwd", "secret", "token"];
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS
+        .iter()
+        .any(|secret| key.eq_ignore_ascii_case(secret))
+}
+
+/// `text` with its secrets hidden: the password of a URL's userinfo, query
+/// parameters named like a secret (`?password=…`), and `password=…` in a
+/// `key=value` connection string; anything else unchanged.
 pub fn redact_url(text: &str) -> String {
-    match Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            // Fails only for URLs that cannot have a password, excluded above.
-            let _ = url.set_password(Some(HIDDEN));
-            url.to_string()
-        }
-        _ => text.to_owned(),
+    let Ok(mut url) = Url::parse(text) else {
+        return redact_key_values(text);
+    };
+    let mut changed = false;
+    if url.password().is_some() {
+        // Fails only for URLs that cannot have a password, excluded here.
+        let _ = url.set_password(Some(HIDDEN));
+        changed = true;
     }
+    if url.query_pairs().any(|(key, _)| is_secret_key(&key)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if is_secret_key(&key) {
+                    HIDDEN.to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    if changed {
+        url.to_string()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `host=db password=pw …` with every secret value hidden.
+fn redact_key_values(text: &str) -> String {
+    text.split(' ')
+        .map(|setting| match setting.split_once('=') {
+            Some((key, _)) if is_secret_key(key) => format!("{key}={HIDDEN}"),
+            _ => setting.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -39,6 +83,18 @@ mod tests {
         assert_eq!(
             redact_url("https://u:pw@collector:4318/v1/traces"),
             "https://u:***@collector:4318/v1/traces"
+        );
+    }
+
+    #[test]
+    fn secrets_in_query_parameters_and_key_value_strings_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://db/understudy?user=sink&password=pg-secret"),
+            "postgres://db/understudy?user=sink&password=***"
+        );
+        assert_eq!(
+            redact_url("host=db user=sink password=pg-secret dbname=understudy"),
+            "host=db user=sink password=*** dbname=understudy"
         );
     }
 

@@ -307,6 +307,26 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
         "the fixed item took a stored id"
     );
     acked.push(resent_id);
+    // Identical lines in one batch are distinct events.
+    let lines: Value = http
+        .post(cluster.gateway.url("/api/logs/batch"))
+        .header("Idempotency-Key", common::unique("lines"))
+        .header("Content-Type", "application/x-ndjson")
+        .body("{\"level\":\"INFO\",\"message\":\"GET /health 200\",\"source\":\"web\"}\n".repeat(3))
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json");
+    let line_ids: std::collections::HashSet<Uuid> = lines["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|result| result["message_id"].as_str()?.parse().ok())
+        .collect();
+    assert_eq!(line_ids.len(), 3, "{lines}");
+    acked.extend(line_ids);
     cluster.verify_exactly_once(&acked).await;
     let bad = http
         .post(cluster.gateway.url("/api/logs"))

@@ -490,6 +490,7 @@ impl Campaign {
                     match Self::confirmed(session, member).await {
                         Some(true) => self.coordinator.do_send(LeaseConfirmed {
                             epoch,
+                            sent,
                             valid_until: sent + session_timeout,
                             witness: LeaseWitness::ZooKeeper,
                         }),

@@ -192,6 +192,7 @@ impl Handler<WriteTick> for HeartbeatActor {
                         actor.last_written = Some(sent);
                         actor.coordinator.do_send(LeaseConfirmed {
                             epoch,
+                            sent,
                             valid_until: sent + Duration::from_millis(actor.node.heartbeat_timeout_ms),
                             witness: LeaseWitness::Heartbeat,
                         });

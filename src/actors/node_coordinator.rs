@@ -66,6 +66,8 @@ pub struct LeadershipGranted {
 pub struct LeaseConfirmed {
     /// The epoch led.
     pub epoch: Epoch,
+    /// When the request that vouched was sent.
+    pub sent: Instant,
     /// End of the lease, on this node's monotonic clock.
     pub valid_until: Instant,
     /// Which signal vouched.
@@ -298,6 +300,12 @@ pub struct NodeCoordinator {
     zookeeper_lease_until: Option<Instant>,
     /// Until when our last heartbeat write keeps standbys from forcing a takeover.
     heartbeat_lease_until: Option<Instant>,
+    /// When the last ZooKeeper confirmation was sent.
+    zookeeper_confirmed_sent: Option<Instant>,
+    /// When heartbeats landed again after their lease had run out: standbys
+    /// may have forced a takeover in the gap, so only a ZooKeeper
+    /// confirmation sent after this proves the leadership again.
+    heartbeat_resumed_at: Option<Instant>,
     /// When the sink last made progress (a commit, or the start of leading).
     last_sink_progress: Instant,
     heartbeat_age_ms: Option<i64>,
@@ -325,12 +333,25 @@ impl NodeCoordinator {
             zookeeper_leader: None,
             zookeeper_lease_until: None,
             heartbeat_lease_until: None,
+            zookeeper_confirmed_sent: None,
+            heartbeat_resumed_at: None,
             last_sink_progress: Instant::now(),
             heartbeat_age_ms: None,
             state: StateSummary::default(),
             reconciliation_mismatches: 0,
             last_failover: None,
         })
+    }
+
+    /// Whether this node leads and can prove it now: both leases run, and
+    /// no gap in its heartbeats is newer than ZooKeeper's last word.
+    fn leads_provably(&self) -> bool {
+        let now = Instant::now();
+        matches!(self.role, Role::Leading(_))
+            && [self.zookeeper_lease_until, self.heartbeat_lease_until]
+                .iter()
+                .all(|lease| lease.is_some_and(|until| until > now))
+            && self.heartbeat_resumed_at <= self.zookeeper_confirmed_sent
     }
 
     fn set_role(&mut self, role: Role) {
@@ -363,6 +384,7 @@ impl NodeCoordinator {
         self.set_role(Role::Standby);
         self.zookeeper_lease_until = None;
         self.heartbeat_lease_until = None;
+        self.heartbeat_resumed_at = None;
         // We no longer know that we lead; the election names the next leader.
         if self
             .zookeeper_leader
@@ -473,6 +495,10 @@ impl Handler<MeasureLag> for NodeCoordinator {
     type Result = ();
 
     fn handle(&mut self, _tick: MeasureLag, ctx: &mut Context<Self>) {
+        // `leader_status` says what the status API says: a leader whose
+        // lease ran out (Redis or ZooKeeper cannot vouch for it) is not
+        // counted, so the alerts and `isLeader` never disagree for long.
+        self.identity.metrics.leading(self.leads_provably());
         let Role::Leading(epoch) = self.role else {
             return;
         };
@@ -531,7 +557,9 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
             previous.do_send(Drain);
         }
         self.zookeeper_lease_until = Some(granted.lease_until);
+        self.zookeeper_confirmed_sent = None;
         self.heartbeat_lease_until = None;
+        self.heartbeat_resumed_at = None;
         self.set_role(Role::TakingOver(granted.epoch));
         self.actors.heartbeat.do_send(BecomeLeader {
             epoch: granted.epoch,
@@ -655,11 +683,24 @@ impl Handler<LeaseConfirmed> for NodeCoordinator {
             tracing::debug!(epoch = %confirmed.epoch, "lease of an epoch we do not hold ignored");
             return;
         }
-        let lease = match confirmed.witness {
-            LeaseWitness::ZooKeeper => &mut self.zookeeper_lease_until,
-            LeaseWitness::Heartbeat => &mut self.heartbeat_lease_until,
-        };
-        *lease = (*lease).max(Some(confirmed.valid_until));
+        match confirmed.witness {
+            LeaseWitness::ZooKeeper => {
+                self.zookeeper_confirmed_sent =
+                    self.zookeeper_confirmed_sent.max(Some(confirmed.sent));
+                self.zookeeper_lease_until =
+                    self.zookeeper_lease_until.max(Some(confirmed.valid_until));
+            }
+            LeaseWitness::Heartbeat => {
+                if self
+                    .heartbeat_lease_until
+                    .is_some_and(|until| until <= Instant::now())
+                {
+                    self.heartbeat_resumed_at = Some(confirmed.sent);
+                }
+                self.heartbeat_lease_until =
+                    self.heartbeat_lease_until.max(Some(confirmed.valid_until));
+            }
+        }
     }
 }
 
@@ -731,11 +772,7 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
     type Result = MessageResult<GetFailoverStatus>;
 
     fn handle(&mut self, _message: GetFailoverStatus, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = Instant::now();
-        let lease_held = [self.zookeeper_lease_until, self.heartbeat_lease_until]
-            .iter()
-            .all(|lease| lease.is_some_and(|until| until > now));
-        let is_leader = matches!(self.role, Role::Leading(_)) && lease_held;
+        let is_leader = self.leads_provably();
         MessageResult(FailoverStatus {
             instance_id: self.identity.instance_id.clone(),
             cluster: self.identity.cluster.clone(),

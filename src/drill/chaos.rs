@@ -18,6 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::drill::load::MARKER_ATTRIBUTE;
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::scenario::FaultSequence;
 use crate::drill::DrillError;
@@ -32,6 +33,9 @@ pub struct Overlap {
     pub faults: usize,
     /// Hostile events the gateway acknowledged: they must be stored too.
     pub acked: Vec<Uuid>,
+    /// Markers of hostile events whose outcome is unknown (no answer, or a
+    /// 503 that says so): stored once or not at all.
+    pub unknown: Vec<String>,
     /// The task that resumes the paused standby.
     resume: Option<tokio::task::JoinHandle<()>>,
 }
@@ -74,21 +78,36 @@ pub async fn overlap(
     }
     let http = reqwest::Client::new();
     for _ in 0..4 {
-        let body = hostile_event(sequence.next_u64());
+        let draw = sequence.next_u64();
+        let marker = format!("chaos:{draw}");
+        let mut body = hostile_event(draw);
+        if let Some(attributes) = body
+            .as_object_mut()
+            .map(|event| event.entry("attributes").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            attributes.insert(MARKER_ATTRIBUTE.to_owned(), json!(marker));
+        }
         let answer = http
             .post(format!("{}/api/logs", cluster.gateway.base_url))
             .json(&body)
             .timeout(Duration::from_secs(10))
             .send()
             .await;
-        let Ok(answer) = answer else { continue };
-        if answer.status() == reqwest::StatusCode::ACCEPTED {
-            let accepted: Value = answer.json().await.unwrap_or_default();
+        let Ok(answer) = answer else {
+            done.unknown.push(marker);
+            continue;
+        };
+        let status = answer.status();
+        let answer: Value = answer.json().await.unwrap_or_default();
+        if status == reqwest::StatusCode::ACCEPTED {
             done.acked.extend(
-                accepted["message_id"]
+                answer["message_id"]
                     .as_str()
                     .and_then(|id| id.parse::<Uuid>().ok()),
             );
+        } else if answer["outcome"] == "unknown" {
+            done.unknown.push(marker);
         }
     }
     let poison: [&[u8]; 3] = [

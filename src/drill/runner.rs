@@ -73,6 +73,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let mut sequence = FaultSequence::new(plan.seed);
     let mut cycles = Vec::with_capacity(plan.cycles);
     let mut hostile_acked = Vec::new();
+    let mut hostile_unknown = Vec::new();
     let producer: Option<FutureProducer> = match plan.scenario {
         Scenario::Chaos => Some(
             rdkafka::ClientConfig::new()
@@ -100,6 +101,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
             overlap.finish().await;
             result.overlapping_faults = overlap.faults;
             hostile_acked.append(&mut overlap.acked);
+            hostile_unknown.append(&mut overlap.unknown);
             let mut acked = load.acked();
             acked.extend_from_slice(&hostile_acked);
             result.wedged = Some(!chaos::stored_within_bound(&context.postgres, &acked).await?);
@@ -118,6 +120,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let postgres = &context.postgres;
     let mut outcome = load.finish().await;
     outcome.acked.extend(hostile_acked);
+    outcome.unknown.extend(hostile_unknown);
     let acked_path = plan.out.join("acked.txt");
     write_ids(&acked_path, &outcome.acked)?;
     write_ids(&unknown_path(&acked_path), &outcome.unknown)?;

@@ -84,6 +84,9 @@ pub enum ApiError {
     /// An admin endpoint was called but no admin token is configured.
     #[error("admin endpoints are disabled: no admin token is configured")]
     AdminDisabled,
+    /// Too many request bodies are held at once (`gateway.max_inflight_body_bytes`).
+    #[error("the gateway is busy reading other requests; retry shortly")]
+    Overloaded,
     /// An actor of this process did not answer (it is restarting or stopping).
     #[error("internal error: {0}")]
     Internal(String),
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
             ApiError::AdminDisabled => "admin_disabled",
+            ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -191,7 +195,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::NotLeader => StatusCode::CONFLICT,
-            ApiError::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DependencyUnavailable(_) | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
@@ -206,7 +212,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { retry_after_s } => {
                 response.insert_header(("Retry-After", retry_after_s.to_string()));
             }
-            ApiError::BrokerUnavailable { .. } | ApiError::DependencyUnavailable(_) => {
+            ApiError::BrokerUnavailable { .. }
+            | ApiError::DependencyUnavailable(_)
+            | ApiError::Overloaded => {
                 response.insert_header(("Retry-After", "1"));
             }
             ApiError::Unauthorized => {

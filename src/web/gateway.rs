@@ -23,6 +23,7 @@ use crate::telemetry::gateway_metrics::GatewayMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
 use crate::web::rate_limit::ClientRateLimiter;
+use crate::web::request_body::BodyBudget;
 use crate::web::{health, log_ingest, metrics_endpoint, openapi, system_status};
 
 /// Why the gateway could not start or stopped with an error.
@@ -70,6 +71,8 @@ pub struct GatewayState {
     pub rate_limiter: Option<ClientRateLimiter>,
     /// Longest a client may take to send a request body.
     pub client_request_timeout: Duration,
+    /// The bytes of request bodies held at once.
+    pub body_budget: BodyBudget,
 }
 
 impl GatewayState {
@@ -134,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
             config.gateway.rate_limit_burst,
         ),
         client_request_timeout: Duration::from_millis(config.gateway.client_request_timeout_ms),
+        body_budget: BodyBudget::new(config.gateway.max_inflight_body_bytes),
     });
     let forgetful = state.clone();
     actix_web::rt::spawn(async move {

@@ -1,13 +1,16 @@
 //! Owns the `Idempotency-Key` header of the ingest endpoints: a client that
 //! cannot keep the `message_id` of a request it may retry sends a key instead,
-//! and the gateway derives each event's id from the topic, the key and the
-//! event's content (UUIDv5). A retry of the same event with the same key
-//! carries the same id, and the sink stores it once, whatever its position in
-//! a batch (resending only the failed items of a batch must not make them
-//! collide with stored ones); a different event under the same key gets an id
-//! of its own, so reusing a key never hides an event behind a 202. A
-//! `message_id` in the body wins over the key. Ids are unique across the whole
-//! database, so the topic is part of the name.
+//! and the gateway derives each event's id from the topic, the key, the
+//! event's content and how many identical events came before it in the same
+//! request (UUIDv5). A retry of the request with the same key carries the same
+//! ids, and the sink stores each once; resending only the failed items of a
+//! batch does not make them collide with stored ones (their content differs),
+//! a different event under the same key gets an id of its own, and three
+//! identical lines in one batch are three events. A `message_id` in the body
+//! wins over the key. Ids are unique across the whole database, so the topic
+//! is part of the name.
+
+use std::collections::HashMap;
 
 use actix_web::HttpRequest;
 use uuid::Uuid;
@@ -47,22 +50,38 @@ impl IdempotencyKey {
         Ok(Some(Self(String::from_utf8_lossy(bytes).into_owned())))
     }
 
-    /// The id of `event` sent to `topic` under this key: the same event gets
-    /// the same id, another event another one.
-    pub fn message_id(&self, topic: &str, event: &LogEventRequest) -> Uuid {
-        // serde_json's maps are ordered by key, so the same event always
-        // encodes to the same text, however the client ordered its fields.
-        let content = serde_json::to_string(&(
-            &event.level,
-            &event.message,
-            &event.source,
-            &event.timestamp,
-            &event.attributes,
-        ))
-        .unwrap_or_default();
-        let name = format!("{topic}\n{}\n{content}", self.0);
-        Uuid::new_v5(&NAMESPACE, name.as_bytes())
+    /// Gives every event of one request sent to `topic` under this key that
+    /// has no `message_id` its derived id.
+    pub fn assign_ids<'a>(
+        &self,
+        topic: &str,
+        events: impl IntoIterator<Item = &'a mut LogEventRequest>,
+    ) {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for event in events {
+            if event.message_id.is_some() {
+                continue;
+            }
+            let content = content_of(event);
+            let occurrence = seen.entry(content.clone()).or_default();
+            let name = format!("{topic}\n{}\n{occurrence}\n{content}", self.0);
+            *occurrence += 1;
+            event.message_id = Some(Uuid::new_v5(&NAMESPACE, name.as_bytes()));
+        }
     }
+}
+
+/// The event's content as one text: serde_json's maps are ordered by key, so
+/// the same event always encodes the same, however the client ordered it.
+fn content_of(event: &LogEventRequest) -> String {
+    serde_json::to_string(&(
+        &event.level,
+        &event.message,
+        &event.source,
+        &event.timestamp,
+        &event.attributes,
+    ))
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -82,21 +101,32 @@ mod tests {
         serde_json::from_value(body).expect("an event request")
     }
 
+    fn ids(key: &IdempotencyKey, topic: &str, bodies: &[serde_json::Value]) -> Vec<Uuid> {
+        let mut events: Vec<LogEventRequest> = bodies.iter().cloned().map(event).collect();
+        key.assign_ids(topic, events.iter_mut());
+        events
+            .iter()
+            .map(|e| e.message_id.expect("an id"))
+            .collect()
+    }
+
     #[test]
-    fn the_same_event_under_the_same_key_gets_the_same_id_wherever_it_stands() {
+    fn a_retry_gets_the_same_ids_and_other_events_other_ids() {
         let key = key_of("order-42-attempt").expect("valid").expect("present");
-        let a = event(
-            serde_json::json!({"level":"INFO","message":"charged","source":"billing","attributes":{"x":1,"y":2}}),
-        );
-        let reordered = event(
-            serde_json::json!({"attributes":{"y":2,"x":1},"source":"billing","message":"charged","level":"INFO"}),
-        );
-        let other =
-            event(serde_json::json!({"level":"WARN","message":"refunded","source":"billing"}));
-        assert_eq!(key.message_id("t", &a), key.message_id("t", &reordered));
-        assert_ne!(key.message_id("t", &a), key.message_id("t", &other));
-        assert_ne!(key.message_id("t", &a), key.message_id("u", &a));
-        assert_eq!(key.message_id("t", &a).get_version_num(), 5);
+        let a = serde_json::json!({"level":"INFO","message":"charged","source":"billing","attributes":{"x":1,"y":2}});
+        let reordered = serde_json::json!({"attributes":{"y":2,"x":1},"source":"billing","message":"charged","level":"INFO"});
+        let b = serde_json::json!({"level":"WARN","message":"refunded","source":"billing"});
+        let first = ids(&key, "t", &[a.clone(), b.clone()]);
+        assert_eq!(first, ids(&key, "t", &[reordered, b.clone()]));
+        assert_ne!(first[0], first[1]);
+        // Resending only the second item: it keeps its id, not the first's.
+        assert_eq!(ids(&key, "t", &[b])[0], first[1]);
+        assert_ne!(ids(&key, "u", &[a.clone()])[0], first[0]);
+        assert_eq!(first[0].get_version_num(), 5);
+        // Identical lines in one request are distinct events.
+        let same = ids(&key, "t", &[a.clone(), a.clone(), a]);
+        assert_eq!(same[0], first[0]);
+        assert!(same[0] != same[1] && same[1] != same[2] && same[0] != same[2]);
     }
 
     #[test]

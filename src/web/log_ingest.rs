@@ -91,15 +91,14 @@ pub async fn publish_one(
         payload,
         state.max_body_bytes,
         state.client_request_timeout,
+        &state.body_budget,
     )
     .await?;
     let key = IdempotencyKey::of(&request)?;
     let mut event_request: LogEventRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::from_json(&error))?;
     if let Some(key) = &key {
-        event_request.message_id = event_request
-            .message_id
-            .or_else(|| Some(key.message_id(&state.kafka.topic, &event_request)));
+        key.assign_ids(&state.kafka.topic, [&mut event_request]);
     }
     let event = event_request.validate(&state.limits, Utc::now())?;
     Ok(HttpResponse::Accepted().json(publish(&state, &event).await?))
@@ -158,25 +157,22 @@ pub async fn publish_batch(
         payload,
         state.max_body_bytes,
         state.client_request_timeout,
+        &state.body_budget,
     )
     .await?;
     let key = IdempotencyKey::of(&request)?;
-    let items = split_batch(&body, format, state.max_batch_events)?;
+    let mut items = split_batch(&body, format, state.max_batch_events)?;
     if items.is_empty() {
         return Err(ApiError::EmptyBatch);
+    }
+    if let Some(key) = &key {
+        key.assign_ids(&state.kafka.topic, items.iter_mut().flatten());
     }
     let received_at = Utc::now();
     let outcomes = join_all(items.into_iter().map(|item| {
         let state = state.clone();
-        let key = key.clone();
         async move {
-            let mut item = item?;
-            if let Some(key) = &key {
-                item.message_id = item
-                    .message_id
-                    .or_else(|| Some(key.message_id(&state.kafka.topic, &item)));
-            }
-            let event = item.validate(&state.limits, received_at)?;
+            let event = item?.validate(&state.limits, received_at)?;
             publish(&state, &event).await
         }
     }))

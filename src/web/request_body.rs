@@ -1,13 +1,19 @@
 //! Owns reading a request body safely: the media type is checked first, the
 //! declared length is checked before a byte is read, and the stream is cut off
 //! at the limit, so an oversized body costs at most `limit` bytes of memory.
+//! Every body also takes its share of one budget for the whole gateway
+//! ([`BodyBudget`]) before it is read and keeps it until the request is
+//! answered: sixteen 4 MiB batches at once cost the budget, not 16 × 4 MiB
+//! plus their parsing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::web::{BytesMut, Payload};
 use actix_web::HttpRequest;
 use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::web::api_error::ApiError;
 
@@ -42,13 +48,41 @@ pub fn body_format(
         .ok_or(ApiError::UnsupportedMediaType { expected })
 }
 
-/// Collects the body, refusing anything over `limit` bytes.
+/// The bytes of request bodies the gateway holds at once, in KiB permits.
+#[derive(Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
+    }
+}
+
+/// A request body and its share of the [`BodyBudget`], returned when dropped.
+pub struct LimitedBody {
+    /// The body.
+    pub bytes: BytesMut,
+    _share: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for LimitedBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Collects the body, refusing anything over `limit` bytes, once its share of
+/// `budget` is free (503 if not within `deadline`).
 pub async fn read_limited(
     request: &HttpRequest,
     mut payload: Payload,
     limit: usize,
     deadline: Duration,
-) -> Result<BytesMut, ApiError> {
+    budget: &BodyBudget,
+) -> Result<LimitedBody, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -57,6 +91,11 @@ pub async fn read_limited(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    let share = u32::try_from(declared.unwrap_or(limit).div_ceil(1024)).unwrap_or(u32::MAX);
+    let share = tokio::time::timeout(deadline, Arc::clone(&budget.0).acquire_many_owned(share))
+        .await
+        .map_err(|_| ApiError::Overloaded)?
+        .map_err(|_| ApiError::Overloaded)?;
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
     let reading = async {
         while let Some(chunk) = payload.next().await {
@@ -73,5 +112,8 @@ pub async fn read_limited(
     tokio::time::timeout(deadline, reading)
         .await
         .map_err(|_| ApiError::RequestTimeout(deadline))??;
-    Ok(body)
+    Ok(LimitedBody {
+        bytes: body,
+        _share: share,
+    })
 }
