@@ -256,9 +256,16 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
         .expect("post");
     let waited = started.elapsed();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        response.json::<Value>().await.expect("json")["error"],
-        "broker_unavailable"
+    let timed_out: Value = response.json().await.expect("json");
+    assert_eq!(timed_out["error"], "broker_unavailable");
+    // The record may have reached the broker before the timeout: the client
+    // is told so, and given the id to retry with.
+    assert_eq!(timed_out["outcome"], "unknown", "{timed_out}");
+    assert!(
+        timed_out["message_id"]
+            .as_str()
+            .is_some_and(|id| id.parse::<Uuid>().is_ok()),
+        "{timed_out}"
     );
     assert!(
         waited < Duration::from_secs(30),
@@ -286,6 +293,11 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
         body["detail"]
             .as_str()
             .is_some_and(|detail| detail.contains("circuit breaker open")),
+        "{body}"
+    );
+    // An open breaker sent nothing: no unknown outcome, no id to retry with.
+    assert!(
+        body.get("outcome").is_none() && body.get("message_id").is_none(),
         "{body}"
     );
     let status = get_json(&http, &gateway.url("/api/system/status")).await;

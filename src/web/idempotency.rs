@@ -121,7 +121,7 @@ mod tests {
         assert_ne!(first[0], first[1]);
         // Resending only the second item: it keeps its id, not the first's.
         assert_eq!(ids(&key, "t", &[b])[0], first[1]);
-        assert_ne!(ids(&key, "u", &[a.clone()])[0], first[0]);
+        assert_ne!(ids(&key, "u", std::slice::from_ref(&a))[0], first[0]);
         assert_eq!(first[0].get_version_num(), 5);
         // Identical lines in one request are distinct events.
         let same = ids(&key, "t", &[a.clone(), a.clone(), a]);
