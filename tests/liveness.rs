@@ -59,6 +59,32 @@ fn long_session() -> HashMap<String, String> {
     )])
 }
 
+/// Pauses the leader in `slot` (of `epoch`) until another node leads, resumes
+/// it, and returns the successor's slot. With [`long_session`], only the
+/// heartbeat rule can replace it within the bound checked here.
+async fn replaced_while_paused(cluster: &TestCluster, slot: usize, epoch: i64) -> usize {
+    let paused_at = Instant::now();
+    cluster.signal(slot, Signal::SIGSTOP);
+    let (successor, _) = cluster.wait_for_leader(Some(epoch)).await;
+    let took = paused_at.elapsed();
+    cluster.signal(slot, Signal::SIGCONT);
+    assert!(
+        took < Duration::from_secs(10),
+        "the heartbeat rule replaced the hung leader, not its 20 s session ({took:?})"
+    );
+    successor
+}
+
+/// The Prometheus text of the node in `slot`.
+async fn metrics_of(cluster: &TestCluster, slot: usize) -> String {
+    reqwest::get(cluster.node(slot).url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Ids among `ids` stored in `log_events` or named by a dead letter of `topic`.
 async fn accounted_for(topic: &str, ids: &[Uuid]) -> usize {
     let client = pg().await;
@@ -349,16 +375,8 @@ async fn a_hung_leader_is_replaced_after_the_first_failover_too() {
     // The third node does not watch the second as its predecessor only if
     // it joined after it; either way it must know who leads and judge it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let paused_at = Instant::now();
-    cluster.signal(second, Signal::SIGSTOP);
-    let (third, _) = cluster.wait_for_leader(Some(second_epoch)).await;
-    let took = paused_at.elapsed();
-    cluster.signal(second, Signal::SIGCONT);
+    let third = replaced_while_paused(&cluster, second, second_epoch).await;
     assert!(third != first && third != second);
-    assert!(
-        took < Duration::from_secs(10),
-        "the heartbeat rule replaced the hung second leader, not its 20 s session ({took:?})"
-    );
     let status = cluster.status(third).await.expect("status");
     assert_eq!(
         status["lastFailover"]["reason"],
@@ -388,16 +406,8 @@ async fn skewed_clocks_cause_no_takeover_and_do_not_hide_a_hung_leader() {
         (leader, epoch),
         "no leadership change without a fault"
     );
-    let paused_at = Instant::now();
-    cluster.signal(leader, Signal::SIGSTOP);
-    let (successor, _) = cluster.wait_for_leader(Some(epoch)).await;
-    let took = paused_at.elapsed();
-    cluster.signal(leader, Signal::SIGCONT);
+    let successor = replaced_while_paused(&cluster, leader, epoch).await;
     assert_ne!(successor, leader);
-    assert!(
-        took < Duration::from_secs(10),
-        "a skewed standby still detects a hung leader by its heartbeat ({took:?})"
-    );
     let acked = load.finish().await.acked;
     cluster.verify_exactly_once(&acked).await;
 }
@@ -512,26 +522,15 @@ async fn a_forged_heartbeat_neither_flaps_leadership_nor_disables_the_rule() {
         (leader, epoch),
         "forgeries moved leadership"
     );
-    let metrics = reqwest::get(cluster.node(standby).url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&cluster, standby).await;
     assert!(
         !metrics.contains("999999999"),
         "a forged epoch is exported:\n{metrics}"
     );
     // The hung-leader rule still works afterwards.
-    let paused_at = Instant::now();
-    cluster.signal(leader, Signal::SIGSTOP);
-    let (successor, _) = cluster.wait_for_leader(Some(epoch)).await;
-    let took = paused_at.elapsed();
-    cluster.signal(leader, Signal::SIGCONT);
-    assert_eq!(successor, standby);
-    assert!(
-        took < Duration::from_secs(10),
-        "the heartbeat rule still replaces a hung leader ({took:?})"
+    assert_eq!(
+        replaced_while_paused(&cluster, leader, epoch).await,
+        standby
     );
 }
 
@@ -739,12 +738,7 @@ async fn batches_of_large_records_stop_growing_at_the_byte_budget() {
         (row.get::<_, i64>(0) == 20).then_some(())
     })
     .await;
-    let metrics = reqwest::get(cluster.node(leader).url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&cluster, leader).await;
     let batches: f64 = metrics
         .lines()
         .find(|line| line.starts_with("sink_batch_size_count"))

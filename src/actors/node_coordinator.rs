@@ -294,6 +294,9 @@ pub struct NodeCoordinator {
     last_epoch: Option<Epoch>,
     leadership: watch::Sender<Option<Epoch>>,
     consumer: Option<Addr<ConsumerActor>>,
+    /// The consumer of the last term, stopped but maybe still finishing its
+    /// in-flight commit.
+    stopping_consumer: Option<Addr<ConsumerActor>>,
     zookeeper_connected: bool,
     zookeeper_leader: Option<NamedLeader>,
     /// Until when ZooKeeper vouched for our leadership.
@@ -329,6 +332,7 @@ impl NodeCoordinator {
             last_epoch: None,
             leadership: watch::channel(None).0,
             consumer: None,
+            stopping_consumer: None,
             zookeeper_connected: false,
             zookeeper_leader: None,
             zookeeper_lease_until: None,
@@ -369,8 +373,10 @@ impl NodeCoordinator {
     /// Stops the consumer at once: used when leadership is already gone.
     fn stop_consumer(&mut self) {
         if let Some(consumer) = self.consumer.take() {
-            // Dropping the address lets the actor stop; Drain ends its loop now.
+            // Drain ends its loop now; the address is kept until the next
+            // term, which waits for that loop to have ended.
             consumer.do_send(Drain);
+            self.stopping_consumer = Some(consumer);
         }
     }
 
@@ -552,10 +558,8 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
         // The previous term's loop is stopped now and awaited below: both
         // terms share one Kafka consumer, and records the old loop takes
         // after the new term assigned would be lost to the new term.
-        let previous = self.consumer.take();
-        if let Some(previous) = &previous {
-            previous.do_send(Drain);
-        }
+        self.stop_consumer();
+        let previous = self.stopping_consumer.take();
         self.zookeeper_lease_until = Some(granted.lease_until);
         self.zookeeper_confirmed_sent = None;
         self.heartbeat_lease_until = None;
