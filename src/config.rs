@@ -113,8 +113,8 @@ pub struct GatewayConfig {
     pub client_request_timeout_ms: u64,
     /// Most bytes of request bodies held at once across all ingest requests:
     /// a body is admitted only when its size (declared, or `max_body_bytes`)
-    /// fits, so many large requests at once wait, or get 503 after
-    /// `client_request_timeout_ms`, instead of growing the gateway's memory.
+    /// fits now, else it gets 503 `overloaded` with `Retry-After`, instead of
+    /// growing the gateway's memory.
     pub max_inflight_body_bytes: usize,
     /// Where `/metrics` is served instead of the main port, e.g.
     /// `127.0.0.1:9464`; empty: on the main port.

@@ -12,7 +12,18 @@ pub const HIDDEN: &str = "***";
 
 /// Names of query parameters and `key=value` settings that hold a secret
 /// (libpq's `password`, `sslpassword`; tokens of HTTP endpoints).
-const SECRET_KEYS: [&str; 6] = ["password", "sslpassword", "pass", "pwd", "secret", "token"];
+const SECRET_KEYS: [&str; 10] = [
+    "password",
+    "sslpassword",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth",
+];
 
 fn is_secret_key(key: &str) -> bool {
     SECRET_KEYS
@@ -25,7 +36,7 @@ fn is_secret_key(key: &str) -> bool {
 /// `key=value` connection string; anything else unchanged.
 pub fn redact_url(text: &str) -> String {
     let Ok(mut url) = Url::parse(text) else {
-        return redact_key_values(text);
+        return redact_key_values(&redact_unparsed_userinfo(text));
     };
     let mut changed = false;
     if url.password().is_some() {
@@ -55,15 +66,48 @@ pub fn redact_url(text: &str) -> String {
     }
 }
 
-/// `host=db password=pw …` with every secret value hidden.
+/// `scheme://user:pw@host…` that the URL parser refused (a multi-host
+/// PostgreSQL URL, a malformed one) with what stands between the user and the
+/// last `@` of its authority hidden.
+fn redact_unparsed_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:{HIDDEN}@{hosts}{tail}")
+        }
+        None => text.to_owned(),
+    }
+}
+
+/// `host=db password=pw …` (or `password = pw`) with every secret value hidden.
 fn redact_key_values(text: &str) -> String {
-    text.split(' ')
-        .map(|setting| match setting.split_once('=') {
-            Some((key, _)) if is_secret_key(key) => format!("{key}={HIDDEN}"),
-            _ => setting.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut shown = Vec::with_capacity(words.len());
+    let mut hide_next = false;
+    for (index, word) in words.iter().enumerate() {
+        if hide_next && *word != "=" {
+            shown.push(HIDDEN.to_owned());
+            hide_next = false;
+            continue;
+        }
+        match word.split_once('=') {
+            Some((key, "")) if is_secret_key(key) => {
+                shown.push((*word).to_owned());
+                hide_next = true;
+            }
+            Some((key, _)) if is_secret_key(key) => shown.push(format!("{key}={HIDDEN}")),
+            _ => {
+                hide_next |= is_secret_key(word) && words.get(index + 1) == Some(&"=");
+                shown.push((*word).to_owned());
+            }
+        }
+    }
+    shown.join(" ")
 }
 
 #[cfg(test)]
@@ -95,6 +139,22 @@ mod tests {
         assert_eq!(
             redact_url("host=db user=sink password=pg-secret dbname=understudy"),
             "host=db user=sink password=*** dbname=understudy"
+        );
+    }
+
+    #[test]
+    fn secrets_the_url_parser_refuses_or_spaced_settings_are_hidden_too() {
+        assert_eq!(
+            redact_url("postgres://sink:pg-secret@db1:5432,db2:5432/understudy"),
+            "postgres://sink:***@db1:5432,db2:5432/understudy"
+        );
+        assert_eq!(
+            redact_url("host=db password = pg-secret\tdbname=u"),
+            "host=db password = *** dbname=u"
+        );
+        assert_eq!(
+            redact_url("https://collector:4318/v1/traces?api_key=k-secret"),
+            "https://collector:4318/v1/traces?api_key=***"
         );
     }
 

@@ -249,3 +249,73 @@ async fn metrics_can_live_on_a_listener_of_their_own() {
         .expect("get");
     assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn bodies_beyond_the_inflight_budget_get_503_at_once_and_the_budget_comes_back() {
+    let topic = unique("gw-budget");
+    let mut env = gateway_env(&topic, KAFKA);
+    // Room for two largest bodies at once, no more.
+    env.insert(
+        "UNDERSTUDY_GATEWAY__MAX_BODY_BYTES".into(),
+        "1048576".into(),
+    );
+    env.insert(
+        "UNDERSTUDY_GATEWAY__MAX_INFLIGHT_BODY_BYTES".into(),
+        "2097152".into(),
+    );
+    env.insert(
+        "UNDERSTUDY_GATEWAY__CLIENT_REQUEST_TIMEOUT_MS".into(),
+        "3000".into(),
+    );
+    let gateway = UnderstudyProcess::start("gateway-budget", &["gateway"], &env);
+    let http = http_client();
+    wait_ready(&http, &gateway).await;
+    let address = gateway.base_url.trim_start_matches("http://").to_owned();
+    // Two uploads that declare the largest body and then send nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(
+                b"POST /api/logs/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n[",
+            )
+            .await
+            .expect("head");
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (status, body) = post(
+        &http,
+        &gateway.url("/api/logs"),
+        json!({"level":"INFO","message":"m","source":"s"})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "overloaded");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not queued behind the stalled uploads"
+    );
+    drop(stalled);
+    common::eventually(
+        Duration::from_secs(10),
+        "the budget back once the stalled uploads ended",
+        || async {
+            let (status, _) = post(
+                &http,
+                &gateway.url("/api/logs"),
+                json!({"level":"INFO","message":"m","source":"s"})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await;
+            (status == StatusCode::ACCEPTED).then_some(())
+        },
+    )
+    .await;
+}

@@ -305,8 +305,8 @@ pub struct NodeCoordinator {
     heartbeat_lease_until: Option<Instant>,
     /// When the last ZooKeeper confirmation was sent.
     zookeeper_confirmed_sent: Option<Instant>,
-    /// When heartbeats landed again after their lease had run out: standbys
-    /// may have forced a takeover in the gap, so only a ZooKeeper
+    /// When the heartbeat lease last lapsed before heartbeats landed again:
+    /// standbys may have forced a takeover since, so only a ZooKeeper
     /// confirmation sent after this proves the leadership again.
     heartbeat_resumed_at: Option<Instant>,
     /// When the sink last made progress (a commit, or the start of leading).
@@ -695,11 +695,14 @@ impl Handler<LeaseConfirmed> for NodeCoordinator {
                     self.zookeeper_lease_until.max(Some(confirmed.valid_until));
             }
             LeaseWitness::Heartbeat => {
-                if self
+                // The gap began when the lease lapsed, not when this write
+                // was sent: a write sent before the lapse but landing after
+                // a forced takeover must not let an older word count.
+                if let Some(lapsed) = self
                     .heartbeat_lease_until
-                    .is_some_and(|until| until <= Instant::now())
+                    .filter(|until| *until <= Instant::now())
                 {
-                    self.heartbeat_resumed_at = Some(confirmed.sent);
+                    self.heartbeat_resumed_at = Some(lapsed);
                 }
                 self.heartbeat_lease_until =
                     self.heartbeat_lease_until.max(Some(confirmed.valid_until));

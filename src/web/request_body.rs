@@ -74,8 +74,8 @@ impl std::ops::Deref for LimitedBody {
     }
 }
 
-/// Collects the body, refusing anything over `limit` bytes, once its share of
-/// `budget` is free (503 if not within `deadline`).
+/// Collects the body, refusing anything over `limit` bytes, if its share of
+/// `budget` is free now (503 `overloaded` otherwise).
 pub async fn read_limited(
     request: &HttpRequest,
     mut payload: Payload,
@@ -91,10 +91,12 @@ pub async fn read_limited(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    // No waiting for budget: a queue would put every small request behind a
+    // large one, and let a few slow uploads stall all ingest for a client
+    // timeout; a 503 with Retry-After is the honest back-pressure.
     let share = u32::try_from(declared.unwrap_or(limit).div_ceil(1024)).unwrap_or(u32::MAX);
-    let share = tokio::time::timeout(deadline, Arc::clone(&budget.0).acquire_many_owned(share))
-        .await
-        .map_err(|_| ApiError::Overloaded)?
+    let share = Arc::clone(&budget.0)
+        .try_acquire_many_owned(share)
         .map_err(|_| ApiError::Overloaded)?;
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
     let reading = async {
