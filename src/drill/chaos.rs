@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::drill::load::MARKER_ATTRIBUTE;
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::scenario::FaultSequence;
+use crate::drill::verify::stored_among;
 use crate::drill::DrillError;
 
 /// How soon after a cycle settled every acknowledged event must be stored.
@@ -154,17 +155,7 @@ pub async fn stored_within_bound(
     let deadline = tokio::time::Instant::now() + LIVENESS_BOUND;
     let wanted: HashSet<&Uuid> = acked.iter().collect();
     loop {
-        let mut stored = 0;
-        for chunk in acked.chunks(10_000) {
-            let row = postgres
-                .query_one(
-                    "SELECT COUNT(*) FROM log_events WHERE message_id = ANY($1)",
-                    &[&chunk],
-                )
-                .await?;
-            stored += usize::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-        }
-        if stored >= wanted.len() {
+        if stored_among(postgres, acked).await?.len() >= wanted.len() {
             return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -80,16 +80,13 @@ pub fn unknown_path(acked: &Path) -> std::path::PathBuf {
     acked.with_extension("unknown")
 }
 
-/// Compares `acked` with what `topic` stored in `log_events`; `unknown` holds
-/// the markers of events whose outcome the client could not know.
-pub async fn verify(
+/// The ids of `ids` that `log_events` holds.
+pub async fn stored_among(
     client: &tokio_postgres::Client,
-    topic: &str,
-    acked: &[Uuid],
-    unknown: &[String],
-) -> Result<Verdict, DrillError> {
-    let mut found = HashSet::with_capacity(acked.len());
-    for chunk in acked.chunks(10_000) {
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, DrillError> {
+    let mut found = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
         let rows = client
             .query(
                 "SELECT message_id FROM log_events WHERE message_id = ANY($1)",
@@ -98,6 +95,18 @@ pub async fn verify(
             .await?;
         found.extend(rows.iter().map(|row| row.get::<_, Uuid>(0)));
     }
+    Ok(found)
+}
+
+/// Compares `acked` with what `topic` stored in `log_events`; `unknown` holds
+/// the markers of events whose outcome the client could not know.
+pub async fn verify(
+    client: &tokio_postgres::Client,
+    topic: &str,
+    acked: &[Uuid],
+    unknown: &[String],
+) -> Result<Verdict, DrillError> {
+    let found = stored_among(client, acked).await?;
     let duplicated = client
         .query(
             "SELECT message_id, COUNT(*) FROM log_events GROUP BY message_id HAVING COUNT(*) > 1;",
