@@ -364,9 +364,8 @@ impl NodeCoordinator {
             self.last_epoch = Some(epoch);
             self.identity.metrics.epoch(epoch.0);
         }
-        self.identity
-            .metrics
-            .leading(matches!(role, Role::Leading(_)));
+        // What `isLeader` says: a new leader counts once its leases hold.
+        self.identity.metrics.leading(self.leads_provably());
         self.leadership.send_replace(role.epoch());
     }
 
@@ -708,6 +707,7 @@ impl Handler<LeaseConfirmed> for NodeCoordinator {
                     self.heartbeat_lease_until.max(Some(confirmed.valid_until));
             }
         }
+        self.identity.metrics.leading(self.leads_provably());
     }
 }
 
