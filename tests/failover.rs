@@ -63,7 +63,7 @@ async fn at_most_one_node_reports_leader_at_every_sample() {
     let mut samples = 0;
     let mut stepdowns = 0;
     while Instant::now() < deadline {
-        let leaders = cluster.leaders().await;
+        let leaders = cluster.leaders_all_answering().await;
         assert!(leaders.len() <= 1, "two nodes claim to lead: {leaders:?}");
         samples += 1;
         if samples % 40 == 0 {
@@ -109,7 +109,7 @@ async fn sigkill_of_the_leader_under_load_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
-async fn sigterm_of_the_leader_hands_over_in_milliseconds() {
+async fn sigterm_of_the_leader_hands_over_exits_cleanly_and_loses_nothing() {
     let _serial = serial().await;
     let mut cluster = TestCluster::start("sigterm", 3).await;
     let load = cluster.start_load(LOAD_RATE);

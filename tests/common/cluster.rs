@@ -136,6 +136,33 @@ impl TestCluster {
         response.json().await.ok()
     }
 
+    /// Slots of the running nodes that report `isLeader`, every node asked at
+    /// once and required to answer (a slow second leader must not pass for a
+    /// standby, as it would in [`TestCluster::leaders`]).
+    pub async fn leaders_all_answering(&self) -> Vec<(usize, Value)> {
+        let asks = self.nodes.iter().enumerate().filter_map(|(slot, node)| {
+            let url = node.as_ref()?.url("/api/failover/status");
+            let http = self.http.clone();
+            Some(async move {
+                let status: Value = http
+                    .get(url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .expect("every running node answers its status")
+                    .json()
+                    .await
+                    .expect("status json");
+                (slot, status)
+            })
+        });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter(|(_, status)| status["isLeader"] == true)
+            .collect()
+    }
+
     /// Slots of the running nodes that report `isLeader`.
     pub async fn leaders(&self) -> Vec<(usize, Value)> {
         let mut leaders = Vec::new();
