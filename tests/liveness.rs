@@ -294,19 +294,26 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
     // A batch under a key of its own, one item refused; the client then
     // resends only the fixed item: it must not take the stored item's id.
     let batch_key = common::unique("batch");
-    let first: Value = http
-        .post(cluster.gateway.url("/api/logs/batch"))
-        .header("Idempotency-Key", &batch_key)
-        .json(&json!([
-            {"level":"INFO","message":"order 1 charged","source":"billing"},
-            {"level":"NOTICE","message":"order 2 charged","source":"billing"},
-        ]))
-        .send()
-        .await
-        .expect("batch")
-        .json()
-        .await
-        .expect("json");
+    let post_batch = |items: Value| {
+        let request = http
+            .post(cluster.gateway.url("/api/logs/batch"))
+            .header("Idempotency-Key", &batch_key)
+            .json(&items);
+        async move {
+            request
+                .send()
+                .await
+                .expect("batch")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let first = post_batch(json!([
+        {"level":"INFO","message":"order 1 charged","source":"billing"},
+        {"level":"NOTICE","message":"order 2 charged","source":"billing"},
+    ]))
+    .await;
     assert_eq!(first["results"][1]["status"], 422, "{first}");
     acked.push(
         first["results"][0]["message_id"]
@@ -314,16 +321,10 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
             .and_then(|id| id.parse().ok())
             .expect("an id"),
     );
-    let resent: Value = http
-        .post(cluster.gateway.url("/api/logs/batch"))
-        .header("Idempotency-Key", &batch_key)
-        .json(&json!([{"level":"WARN","message":"order 2 charged","source":"billing"}]))
-        .send()
-        .await
-        .expect("batch")
-        .json()
-        .await
-        .expect("json");
+    let resent = post_batch(json!([
+        {"level":"WARN","message":"order 2 charged","source":"billing"}
+    ]))
+    .await;
     let resent_id: Uuid = resent["results"][0]["message_id"]
         .as_str()
         .and_then(|id| id.parse().ok())
