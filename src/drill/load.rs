@@ -193,16 +193,11 @@ fn outcome_unknown(body: &Value) -> bool {
 
 async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answer {
     let markers = || events.iter().map(marker_of).collect::<Vec<_>>();
-    let (path, body) = match events.as_slice() {
-        [event] => ("/api/logs", event.clone()),
-        _ => ("/api/logs/batch", Value::Array(events.clone())),
+    let request = match events.as_slice() {
+        [event] => http.post(format!("{gateway}/api/logs")).json(event),
+        _ => http.post(format!("{gateway}/api/logs/batch")).json(&events),
     };
-    let Ok(response) = http
-        .post(format!("{gateway}{path}"))
-        .json(&body)
-        .send()
-        .await
-    else {
+    let Ok(response) = request.send().await else {
         // No answer: the request may have been published before it failed.
         return Answer::unknown(markers());
     };
