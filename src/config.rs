@@ -2,8 +2,10 @@
 //!
 //! Values are merged, last wins, from: the defaults below (which work on a laptop
 //! with `scripts/infra up`), an optional TOML file, environment variables
-//! `UNDERSTUDY_<SECTION>__<KEY>` (for example `UNDERSTUDY_KAFKA__TOPIC`), and the
-//! seed's `SERVER_PORT`, which sets the HTTP port of the process being started.
+//! `UNDERSTUDY_<SECTION>__<KEY>` (for example `UNDERSTUDY_KAFKA__TOPIC`) and
+//! `UNDERSTUDY_CLUSTER`, and the seed's `SERVER_PORT`, which sets the HTTP port of
+//! the process being started. Other `UNDERSTUDY_*` variables (`UNDERSTUDY_CONFIG`,
+//! `UNDERSTUDY_LOG_FORMAT`, the scripts' own) are not keys and are left alone.
 //! [`Config::validate`] enforces the cross-field rules; every error names the key.
 
 use std::path::Path;
@@ -71,13 +73,26 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
-/// Where traces go.
+/// Where traces go, and how logs are written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP base URL of a collector or Jaeger (e.g. `http://127.0.0.1:4318`);
     /// empty turns tracing export off.
     pub otlp_endpoint: String,
+    /// How log lines on stderr are written.
+    pub log_format: LogFormat,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields: what a log pipeline ingests.
+    Json,
 }
 
 /// The gateway's HTTP surface and input limits.
@@ -455,7 +470,11 @@ impl Config {
         if let Some(path) = file {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("UNDERSTUDY_").split("__"));
+        figment = figment.merge(
+            Env::prefixed("UNDERSTUDY_")
+                .filter(|key| key.as_str().contains("__") || key == "cluster")
+                .split("__"),
+        );
         let port_key = match role {
             Role::Gateway => Some("gateway.http_port"),
             Role::Node => Some("node.http_port"),
@@ -688,6 +707,26 @@ mod tests {
             assert_eq!(node.gateway.http_port, 8080);
             let gateway = Config::load(None, Role::Gateway).map_err(|e| e.to_string())?;
             assert_eq!(gateway.gateway.http_port, 8082);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn understudy_variables_that_are_not_keys_are_left_to_their_owners() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UNDERSTUDY_CONFIG", "/etc/understudy.toml");
+            jail.set_env("UNDERSTUDY_ADMIN_TOKEN", "compose-substitution");
+            jail.set_env("UNDERSTUDY_INFRA_DIR", "/tmp/infra");
+            jail.set_env("UNDERSTUDY_LOG_FORMAT", "json");
+            jail.set_env("UNDERSTUDY_CLUSTER", "from-env");
+            let config = Config::load(None, Role::Node).map_err(|e| e.to_string())?;
+            assert_eq!(config.cluster, "from-env");
+            jail.set_env("UNDERSTUDY_NODE__HEARTBEAT_INTERVALL_MS", "5");
+            let error = Config::load(None, Role::Node).expect_err("a misspelt key must fail");
+            assert!(
+                error.to_string().contains("heartbeat_intervall_ms"),
+                "{error}"
+            );
             Ok(())
         });
     }

@@ -11,6 +11,7 @@
 //! - [`epoch`]: the leadership epoch carried on every leadership-bound write.
 //! - [`election_order`]: who leads among ZooKeeper members, whom each watches.
 //! - [`heartbeat_record`]: the seed's heartbeat format and staleness rule.
+//! - [`takeover_reason`]: why a node came to lead, and whether that was a failover.
 //! - [`leader_liveness`]: how a standby judges the leader alive, on its own clock.
 //! - [`consumer_state`]: the migratable state snapshot and its reconciliation.
 //! - [`kafka`]: the broker adapter (producer, topic admin, probe, partition reader).
@@ -47,6 +48,7 @@ pub mod printable;
 pub mod redact;
 pub mod redis_store;
 pub mod retry_policy;
+pub mod takeover_reason;
 pub mod telemetry;
 pub mod web;
 pub mod zookeeper;

@@ -65,7 +65,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         config.node.instance_id.clone()
     };
     let registry = MetricsRegistry::new()?;
-    let metrics = NodeMetrics::new(&registry);
+    let metrics = NodeMetrics::new(&registry)?;
     let postgres_tls = tls::connector(&config.postgres)?;
     apply_migrations(config.postgres.migrations_url(), postgres_tls.clone()).await;
 

@@ -105,6 +105,15 @@ fn understudy_config_prints_no_password() {
     );
 }
 
+async fn assert_healthy(process: &common::UnderstudyProcess) {
+    let health = common::http_client()
+        .get(process.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+}
+
 #[tokio::test]
 async fn server_port_sets_the_gateway_port() {
     let port = common::free_port();
@@ -113,10 +122,30 @@ async fn server_port_sets_the_gateway_port() {
     env.insert("SERVER_PORT".into(), port.to_string());
     let gateway = common::UnderstudyProcess::start("gateway-port", &["gateway"], &env);
     assert_eq!(gateway.base_url, format!("http://127.0.0.1:{port}"));
-    let health = common::http_client()
-        .get(gateway.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert!(health.status().is_success());
+    assert_healthy(&gateway).await;
+}
+
+#[tokio::test]
+async fn a_gateway_reads_understudy_config_and_writes_json_log_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("understudy.toml");
+    std::fs::write(&file, "[telemetry]\nlog_format = \"json\"\n").expect("write config");
+    let mut env = common::gateway_env(&common::unique("cli-json"), common::KAFKA);
+    env.insert("UNDERSTUDY_CONFIG".into(), file.display().to_string());
+    // Variables that belong to the scripts and to compose are not keys.
+    env.insert("UNDERSTUDY_INFRA_DIR".into(), "/nonexistent".into());
+    env.insert("UNDERSTUDY_ADMIN_TOKEN".into(), "for-compose".into());
+    let gateway = common::UnderstudyProcess::start("gateway-json", &["gateway"], &env);
+    assert_healthy(&gateway).await;
+    let log = std::fs::read_to_string(&gateway.log_path).expect("log");
+    let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the gateway logged nothing");
+    for line in lines {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["fields"].is_object(),
+            "{line}"
+        );
+    }
 }

@@ -36,6 +36,7 @@ use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
+use crate::takeover_reason::TakeoverReason;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession, MemberInfo};
 
@@ -238,7 +239,7 @@ struct Campaign {
 
 /// Why the next leader will lead, and since when its predecessor is gone.
 struct Succession {
-    reason: String,
+    reason: TakeoverReason,
     detected_at: chrono::DateTime<Utc>,
     previous_leader: Option<String>,
 }
@@ -248,7 +249,7 @@ impl Campaign {
         let session_timeout = self.session_timeout();
         let mut backoff = RECONNECT_BACKOFF_MIN;
         let mut succession = Succession {
-            reason: "initial election".to_owned(),
+            reason: TakeoverReason::InitialElection,
             detected_at: Utc::now(),
             previous_leader: None,
         };
@@ -459,7 +460,7 @@ impl Campaign {
                         _ => {
                             self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
                             *succession = Succession {
-                                reason: "rejoined after losing leadership".to_owned(),
+                                reason: TakeoverReason::Rejoined,
                                 detected_at: Utc::now(),
                                 previous_leader: Some(self.me.instance_id.clone()),
                             };
@@ -572,7 +573,7 @@ impl Campaign {
         });
         self.coordinator.do_send(LeadershipGranted {
             epoch,
-            reason: succession.reason.clone(),
+            reason: succession.reason,
             detected_at: succession.detected_at,
             previous_leader: succession.previous_leader.clone(),
             lease_until,
@@ -598,9 +599,9 @@ impl Campaign {
         let departed = |succession: &mut Succession| {
             succession.detected_at = Utc::now();
             succession.reason = if predecessor == leader.member {
-                "leader departed".to_owned()
+                TakeoverReason::LeaderDeparted
             } else {
-                "predecessor departed".to_owned()
+                TakeoverReason::PredecessorDeparted
             };
         };
         let predecessor_watch = match session.watch_member(&predecessor).await {
@@ -662,7 +663,7 @@ impl Campaign {
                             Ok(()) => self.metrics.forced_takeover(),
                             Err(error) => tracing::warn!(%error, "could not delete the hung leader's member znode"),
                         }
-                        succession.reason = "forced takeover: leader heartbeat stale".to_owned();
+                        succession.reason = TakeoverReason::ForcedTakeover;
                         succession.detected_at = Utc::now();
                     }
                     Next::Recheck

@@ -40,6 +40,7 @@ use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
+use crate::takeover_reason::TakeoverReason;
 use crate::telemetry::node_metrics::NodeMetrics;
 
 /// ZooKeeper made this node leader for `epoch`.
@@ -49,7 +50,7 @@ pub struct LeadershipGranted {
     /// The claimed epoch.
     pub epoch: Epoch,
     /// Why leadership changed.
-    pub reason: String,
+    pub reason: TakeoverReason,
     /// When the previous leader's loss was detected.
     pub detected_at: DateTime<Utc>,
     /// The previous leader's instance id, when known.
@@ -462,13 +463,13 @@ impl NodeCoordinator {
             epoch: epoch.0,
             new_leader: self.identity.instance_id.clone(),
             previous_leader: granted.previous_leader.clone(),
-            reason: granted.reason.clone(),
+            reason: granted.reason.as_str().to_owned(),
             detected_at: granted.detected_at,
             recovered_at: now,
             recovery_ms: (now - granted.detected_at).num_milliseconds().max(0),
         };
         tracing::info!(%epoch, recovery_ms = record.recovery_ms, reason = %record.reason, "leading");
-        self.identity.metrics.failover(&record.reason);
+        self.identity.metrics.failover(granted.reason);
         self.last_failover = Some(FailoverView {
             record: record.clone(),
             first_commit_at: None,

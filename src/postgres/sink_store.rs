@@ -296,7 +296,7 @@ pub struct FailoverRecord {
     pub new_leader: String,
     /// Instance id of the leader before it, when known.
     pub previous_leader: Option<String>,
-    /// Why leadership changed.
+    /// Why leadership changed: [`crate::takeover_reason::TakeoverReason`]'s text.
     pub reason: String,
     /// When the loss of the previous leader was detected.
     pub detected_at: DateTime<Utc>,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::KeyValue;
 
-use crate::telemetry::registry::MetricsRegistry;
+use crate::takeover_reason::TakeoverReason;
+use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 
 /// Recovery-time buckets: milliseconds for hand-overs up to seconds for crashes.
 const RECOVERY_BUCKETS: [f64; 12] = [
@@ -23,11 +24,20 @@ const COMMIT_BUCKETS: [f64; 11] = [
 /// Batch-size buckets.
 const BATCH_BUCKETS: [f64; 9] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
+/// `reason` says why; `kind` tells a real failover from a cluster starting or
+/// a node rejoining, so `FrequentFailovers` does not page on a rolling restart.
+fn takeover_labels(reason: TakeoverReason) -> [KeyValue; 2] {
+    [
+        KeyValue::new("reason", reason.as_str()),
+        KeyValue::new("kind", reason.kind().as_str()),
+    ]
+}
+
 /// Every instrument a node records; cheap to clone.
 #[derive(Clone)]
 pub struct NodeMetrics {
     failover_events: Counter<u64>,
-    failover_recovery_time: Histogram<f64>,
+    failover_recovery_time: prometheus::Histogram,
     messages_processed: Counter<u64>,
     messages_lost: Counter<u64>,
     leader_status: Gauge<i64>,
@@ -47,21 +57,25 @@ pub struct NodeMetrics {
 
 impl NodeMetrics {
     /// Creates the instruments in `registry`, with every gauge at its resting value.
-    pub fn new(registry: &MetricsRegistry) -> Self {
+    pub fn new(registry: &MetricsRegistry) -> Result<Self, MetricsError> {
         let meter = registry.meter();
+        // OpenTelemetry exports a histogram only after its first record, so a
+        // standby would have no `failover_recovery_time_seconds` until it took
+        // over: this one instrument is Prometheus-native, exported empty.
+        let failover_recovery_time = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "failover_recovery_time_seconds",
+                "From the detected loss of the previous leader to this node's first commit",
+            )
+            .buckets(RECOVERY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(failover_recovery_time.clone()))?;
         let metrics = Self {
             failover_events: meter
                 .u64_counter("failover_events")
                 .with_description("Leadership takeovers completed by this node, by reason")
                 .build(),
-            failover_recovery_time: meter
-                .f64_histogram("failover_recovery_time")
-                .with_unit("s")
-                .with_description(
-                    "From the detected loss of the previous leader to this node's first commit",
-                )
-                .with_boundaries(RECOVERY_BUCKETS.to_vec())
-                .build(),
+            failover_recovery_time,
             messages_processed: meter
                 .u64_counter("messages_processed")
                 .with_description("Events committed to PostgreSQL by this node")
@@ -150,19 +164,20 @@ impl NodeMetrics {
         ] {
             counter.add(0, &[]);
         }
-        metrics
+        for reason in TakeoverReason::ALL {
+            metrics.failover_events.add(0, &takeover_labels(reason));
+        }
+        Ok(metrics)
     }
 
     /// A takeover completed for `reason`.
-    pub fn failover(&self, reason: &str) {
-        self.failover_events
-            .add(1, &[KeyValue::new("reason", reason.to_owned())]);
+    pub fn failover(&self, reason: TakeoverReason) {
+        self.failover_events.add(1, &takeover_labels(reason));
     }
 
     /// The first commit after a takeover, `recovery` after the loss was detected.
     pub fn recovered(&self, recovery: Duration) {
-        self.failover_recovery_time
-            .record(recovery.as_secs_f64(), &[]);
+        self.failover_recovery_time.observe(recovery.as_secs_f64());
     }
 
     /// Whether this node leads; a standby reports no lag.

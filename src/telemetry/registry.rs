@@ -11,6 +11,9 @@ pub enum MetricsError {
     /// The exporter refused its configuration.
     #[error("could not build the prometheus exporter: {0}")]
     Exporter(#[from] opentelemetry_sdk::error::OTelSdkError),
+    /// An instrument's name or labels clash with one already registered.
+    #[error("could not register a metric: {0}")]
+    Register(#[from] prometheus::Error),
 }
 
 /// A process's metrics: the meter to create instruments and the registry to scrape.
@@ -36,6 +39,15 @@ impl MetricsRegistry {
     /// The meter instruments are created from.
     pub fn meter(&self) -> Meter {
         self.provider.meter("understudy")
+    }
+
+    /// Adds a Prometheus-native instrument beside the OpenTelemetry ones.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), MetricsError> {
+        self.registry.register(collector)?;
+        Ok(())
     }
 
     /// Every metric in the Prometheus text format.

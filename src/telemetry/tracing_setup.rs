@@ -11,11 +11,11 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::TelemetryConfig;
+use crate::config::{LogFormat, TelemetryConfig};
 
 /// Why tracing could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,17 @@ impl Drop for TracingGuard {
 /// Installs the global subscriber for `service` (e.g. `understudy-node`).
 pub fn init(service: &str, telemetry: &TelemetryConfig) -> Result<TracingGuard, TracingError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match telemetry.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
     if telemetry.otlp_endpoint.is_empty() {
         tracing_subscriber::registry().with(filter).with(fmt).init();
         return Ok(TracingGuard { provider: None });
