@@ -146,6 +146,15 @@ pub struct NodeConfig {
     pub http_port: u16,
     /// Stable identity of this node; a fresh UUID per process when empty.
     pub instance_id: String,
+    /// The URL other hosts reach this node's HTTP API at (ZooKeeper carries
+    /// it to the gateway and the other nodes); empty: `http://<bind_host>:<port>`,
+    /// with 127.0.0.1 for an unspecified bind address, which suits one host only.
+    pub advertised_url: String,
+    /// Whether the node applies pending migrations at start with
+    /// `postgres.migrations_url`. Off in production: migrations are their own
+    /// step (`understudy migrate up`), the node holds only the sink role, and
+    /// it serves its status but joins no election until the schema is current.
+    pub run_migrations: bool,
     /// How often the leader writes `leader:heartbeat` to Redis.
     pub heartbeat_interval_ms: u64,
     /// Age past which a heartbeat counts as missed.
@@ -384,6 +393,8 @@ impl Default for NodeConfig {
             bind_host: "0.0.0.0".to_owned(),
             http_port: 8081,
             instance_id: String::new(),
+            advertised_url: String::new(),
+            run_migrations: true,
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 1000,
             heartbeat_check_interval_ms: 250,
@@ -509,6 +520,16 @@ impl Config {
             return Err(invalid(
                 "cluster",
                 "must be non-empty and use only ASCII letters, digits, '-' and '_' (it names ZooKeeper paths and Redis keys)",
+            ));
+        }
+        let advertised = &self.node.advertised_url;
+        if !advertised.is_empty()
+            && (!(advertised.starts_with("http://") || advertised.starts_with("https://"))
+                || advertised.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "node.advertised_url",
+                "must be an http:// or https:// URL other hosts can reach, e.g. http://node-1.internal:8081",
             ));
         }
         if self.kafka.topic.is_empty() {
@@ -679,6 +700,15 @@ mod tests {
         config.zookeeper.tick_time_ms = 2000;
         config.zookeeper.session_timeout_ms = 1000;
         assert_eq!(invalid_key(&config), "zookeeper.session_timeout_ms");
+    }
+
+    #[test]
+    fn an_advertised_url_must_be_an_http_url() {
+        let mut config = Config::default();
+        config.node.advertised_url = "node-1:8081".to_owned();
+        assert_eq!(invalid_key(&config), "node.advertised_url");
+        config.node.advertised_url = "http://node-1.internal:8081".to_owned();
+        config.validate().expect("an http URL is valid");
     }
 
     #[test]

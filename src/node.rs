@@ -1,4 +1,5 @@
-//! Owns the node process: applies migrations, starts the actors and the HTTP API,
+//! Owns the node process: applies migrations (or waits until `understudy
+//! migrate` has), starts the actors and the HTTP API,
 //! and turns SIGTERM or Ctrl+C into a graceful exit (finish the in-flight batch,
 //! leave the election so the successor takes over in milliseconds).
 
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
-use backon::Retryable;
+use backon::{BackoffBuilder, Retryable};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::actors::consumer::ConsumerSettings;
@@ -67,12 +69,24 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let registry = MetricsRegistry::new()?;
     let metrics = NodeMetrics::new(&registry)?;
     let postgres_tls = tls::connector(&config.postgres)?;
-    apply_migrations(config.postgres.migrations_url(), postgres_tls.clone()).await;
+    let (schema_current, schema) = watch::channel(false);
+    if config.node.run_migrations {
+        apply_migrations(config.postgres.migrations_url(), postgres_tls.clone()).await;
+        schema_current.send_replace(true);
+    } else {
+        let url = config.postgres.url.clone();
+        let tls = postgres_tls.clone();
+        tokio::spawn(wait_for_schema(url, tls, schema_current));
+    }
 
     let listener =
         std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;
     let http_addr = listener.local_addr()?;
-    let http_url = advertised_url(http_addr);
+    let http_url = if config.node.advertised_url.is_empty() {
+        advertised_url(http_addr)
+    } else {
+        config.node.advertised_url.trim_end_matches('/').to_owned()
+    };
 
     let pool = build_pool(
         &config.postgres,
@@ -139,7 +153,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             let coordinator = coordinator.clone();
             let metrics = metrics.clone();
             Supervisor::start(move |_| {
-                ElectionActor::new(zookeeper, cluster, me, coordinator, metrics)
+                ElectionActor::new(zookeeper, cluster, me, coordinator, metrics, schema.clone())
             })
         };
         let heartbeat = {
@@ -224,6 +238,33 @@ async fn apply_migrations(url: &str, tls: Option<MakeRustlsConnect>) {
         if !versions.is_empty() {
             tracing::info!(?versions, "applied migrations");
         }
+    }
+}
+
+/// Waits, polling with backoff, until every migration this binary knows is
+/// applied (by `understudy migrate up`), then opens the gate to the election.
+async fn wait_for_schema(
+    url: String,
+    tls: Option<MakeRustlsConnect>,
+    schema_current: watch::Sender<bool>,
+) {
+    let mut delays = dependency_backoff().build();
+    loop {
+        let waiting = match migrations::pending(&url, tls.clone()).await {
+            Ok(0) => {
+                tracing::info!("schema current; joining the election");
+                schema_current.send_replace(true);
+                return;
+            }
+            Ok(count) => format!("{count} migrations pending"),
+            Err(error) => error.to_string(),
+        };
+        tracing::warn!(
+            reason = %waiting,
+            "schema not current; serving status but not joining the election until `understudy migrate up` has run"
+        );
+        // The backoff never runs out (`without_max_times`).
+        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(1))).await;
     }
 }
 

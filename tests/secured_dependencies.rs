@@ -317,9 +317,9 @@ async fn publish_and_verify(cluster: &TestCluster, label: &str) {
     cluster.verify_exactly_once(&acked).await;
 }
 
-#[tokio::test]
-async fn the_secure_local_setup_runs_a_cluster_with_its_credentials() {
-    let _serial = serial().await;
+/// Runs `scripts/infra up --secure` and returns the node environment it
+/// wrote (without the admin token, which test clusters set themselves).
+fn secure_setup() -> HashMap<String, String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let setup = Command::new("bash")
         .args(["scripts/infra", "up", "--secure"])
@@ -341,10 +341,115 @@ async fn the_secure_local_setup_runs_a_cluster_with_its_credentials() {
     assert!(env["UNDERSTUDY_REDIS__URL"].starts_with("redis://understudy:"));
     assert!(env["UNDERSTUDY_POSTGRES__URL"].starts_with("postgres://understudy_sink:"));
     assert!(env.contains_key("UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH"));
+    // Nodes get no way to change the schema.
+    assert_eq!(env["UNDERSTUDY_NODE__RUN_MIGRATIONS"], "false");
+    assert!(
+        !written.contains(":understudy@"),
+        "the schema owner's password is not handed to nodes:\n{written}"
+    );
+    env
+}
+
+#[tokio::test]
+async fn the_secure_local_setup_runs_a_cluster_with_its_credentials() {
+    let _serial = serial().await;
+    let env = secure_setup();
     let cluster = TestCluster::start_with("secure-setup", 1, env).await;
     cluster.wait_for_leader(None).await;
     publish_and_verify(&cluster, "with the secure setup").await;
     let status = cluster.status(0).await.expect("status");
     assert_eq!(status["dependencies"]["redis"]["circuit"], "closed");
     assert_eq!(status["dependencies"]["postgres"]["circuit"], "closed");
+}
+
+#[tokio::test]
+async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_leads_once_they_ran() {
+    let _serial = serial().await;
+    let mut env = secure_setup();
+    let database = unique("pending-schema").replace('-', "_");
+    let owner = pg().await;
+    owner
+        .execute(&format!("CREATE DATABASE {database}"), &[])
+        .await
+        .expect("create an empty database");
+    let on_database = |url: &str| {
+        let (server, _) = url.rsplit_once('/').expect("a database in the url");
+        format!("{server}/{database}")
+    };
+    let sink_url = on_database(&env["UNDERSTUDY_POSTGRES__URL"]);
+    env.insert("UNDERSTUDY_POSTGRES__URL".into(), sink_url);
+    env.extend([
+        ("UNDERSTUDY_CLUSTER".into(), database.clone()),
+        ("UNDERSTUDY_KAFKA__TOPIC".into(), unique("pending-schema")),
+        ("UNDERSTUDY_NODE__BIND_HOST".into(), "127.0.0.1".into()),
+        ("UNDERSTUDY_NODE__HTTP_PORT".into(), "0".into()),
+    ]);
+    let node = UnderstudyProcess::start("pending-schema-node", &["node"], &env);
+    let http = http_client();
+    let status = || async {
+        http.get(node.url("/api/failover/status"))
+            .send()
+            .await
+            .expect("the node answers while migrations are pending")
+            .json::<serde_json::Value>()
+            .await
+            .expect("status JSON")
+    };
+    for _ in 0..6 {
+        let answer = status().await;
+        assert_eq!(
+            answer["isLeader"], false,
+            "leads without a schema: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = std::fs::read_to_string(&node.log_path).expect("node log");
+    assert!(log.contains("schema not current"), "{log}");
+    let insider = Client::connector()
+        .with_auth(
+            "digest",
+            env["UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH"].as_bytes(),
+        )
+        .connect(ZOOKEEPER)
+        .await
+        .expect("connect with the credential");
+    let election = format!("/understudy/{database}/election");
+    match insider.list_children(&election).await {
+        Err(ZkError::NoNode) => {}
+        Ok(members) => assert!(members.is_empty(), "joined the election: {members:?}"),
+        Err(error) => panic!("{error}"),
+    }
+
+    let owner_url = on_database(POSTGRES_URL);
+    let migrate = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .args(["migrate", "up", "--database-url", &owner_url])
+        .output()
+        .expect("understudy migrate up");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    // What `scripts/infra up --secure` grants in the main database.
+    pg_connect(&owner_url)
+        .await
+        .batch_execute(
+            "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO understudy_sink; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO understudy_sink; \
+             REVOKE ALL ON __diesel_schema_migrations FROM understudy_sink; \
+             GRANT SELECT ON __diesel_schema_migrations TO understudy_sink;",
+        )
+        .await
+        .expect("grant the sink role its rows");
+    eventually(
+        Duration::from_secs(30),
+        "the node to lead once the schema is current",
+        || async { (status().await["isLeader"] == true).then_some(()) },
+    )
+    .await;
+    drop(node);
+    owner
+        .execute(&format!("DROP DATABASE {database} WITH (FORCE)"), &[])
+        .await
+        .expect("drop the database");
 }

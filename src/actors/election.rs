@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use zookeeper_client::SessionState;
 
 use crate::actors::node_coordinator::{
@@ -97,6 +97,9 @@ pub struct ElectionActor {
     me: MemberInfo,
     coordinator: Addr<NodeCoordinator>,
     metrics: NodeMetrics,
+    /// True once PostgreSQL's schema is current: a node joins no election
+    /// before it could store what it would consume.
+    schema: watch::Receiver<bool>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// Set by [`Leave`]: the campaign's end is then expected, not restarted.
     leaving: bool,
@@ -110,6 +113,7 @@ impl ElectionActor {
         me: MemberInfo,
         coordinator: Addr<NodeCoordinator>,
         metrics: NodeMetrics,
+        schema: watch::Receiver<bool>,
     ) -> Self {
         Self {
             zookeeper,
@@ -117,6 +121,7 @@ impl ElectionActor {
             me,
             coordinator,
             metrics,
+            schema,
             commands: None,
             leaving: false,
         }
@@ -142,6 +147,7 @@ impl Actor for ElectionActor {
             me: self.me.clone(),
             coordinator: self.coordinator.clone(),
             metrics: self.metrics.clone(),
+            schema: self.schema.clone(),
             commands: receiver,
         };
         // The campaign runs on the multi-threaded runtime so ZooKeeper pings never
@@ -234,6 +240,7 @@ struct Campaign {
     me: MemberInfo,
     coordinator: Addr<NodeCoordinator>,
     metrics: NodeMetrics,
+    schema: watch::Receiver<bool>,
     commands: mpsc::UnboundedReceiver<Command>,
 }
 
@@ -245,7 +252,31 @@ struct Succession {
 }
 
 impl Campaign {
+    /// Waits until the schema is current; false when asked to leave meanwhile.
+    async fn schema_current(&mut self) -> bool {
+        loop {
+            tokio::select! {
+                current = self.schema.wait_for(|current| *current) => return current.is_ok(),
+                command = self.commands.recv() => match command {
+                    Some(Command::Leave(done)) => {
+                        let _ = done.send(());
+                        return false;
+                    }
+                    // Not a member: nothing to confirm, resign or take over.
+                    Some(Command::Confirm(_, answer)) => {
+                        let _ = answer.send(false);
+                    }
+                    Some(_) => {}
+                    None => return false,
+                },
+            }
+        }
+    }
+
     async fn run(mut self) {
+        if !self.schema_current().await {
+            return;
+        }
         let session_timeout = self.session_timeout();
         let mut backoff = RECONNECT_BACKOFF_MIN;
         let mut succession = Succession {

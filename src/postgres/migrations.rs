@@ -4,9 +4,14 @@
 //! diesel's harness is synchronous; it runs on a blocking thread with its own
 //! small runtime (the wrapper's), so it is safe to call from async code.
 
-use diesel::migration::MigrationVersion;
+use std::collections::HashSet;
+
+use diesel::migration::{MigrationSource, MigrationVersion};
+use diesel::pg::Pg;
+use diesel::QueryableByName;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
+use diesel_async::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -69,6 +74,34 @@ pub async fn applied(
         Ok(versions.iter().map(ToString::to_string).collect())
     })
     .await?
+}
+
+/// Counts the migrations not yet applied to the database at `url`. Needs only
+/// `SELECT` on diesel's bookkeeping table, which the sink role is granted: a
+/// node that may not change the schema can still tell whether it is current.
+/// (diesel's harness cannot ask: it first runs `CREATE TABLE IF NOT EXISTS`,
+/// which PostgreSQL refuses to a role without `CREATE` on the schema.)
+pub async fn pending(url: &str, tls: Option<MakeRustlsConnect>) -> Result<usize, MigrationError> {
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let mut connection = tls::connect(url, tls.as_ref()).await?;
+    let applied: HashSet<String> =
+        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
+            .load::<Applied>(&mut connection)
+            .await
+            .map_err(|error| MigrationError::Apply(error.to_string()))?
+            .into_iter()
+            .map(|row| row.version)
+            .collect();
+    let known = MigrationSource::<Pg>::migrations(&MIGRATIONS)
+        .map_err(|error| MigrationError::Apply(error.to_string()))?;
+    Ok(known
+        .iter()
+        .filter(|migration| !applied.contains(&migration.name().version().to_string()))
+        .count())
 }
 
 /// A blocking connection for diesel_migrations, on a blocking thread of the
