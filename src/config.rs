@@ -78,8 +78,12 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP base URL of a collector or Jaeger (e.g. `http://127.0.0.1:4318`);
-    /// empty turns tracing export off.
+    /// empty turns tracing export off. `https://` is verified against the
+    /// system's roots, or `otlp_ca_file`.
     pub otlp_endpoint: String,
+    /// PEM bundle of the CA(s) that sign the collector's certificate (empty:
+    /// the system's roots).
+    pub otlp_ca_file: String,
     /// How log lines on stderr are written.
     pub log_format: LogFormat,
 }
@@ -234,6 +238,16 @@ pub struct ZookeeperConfig {
     /// Empty: open ACLs (a laptop). Never printed by `understudy config`.
     #[serde(skip_serializing)]
     pub digest_auth: String,
+    /// PEM bundle of the CA(s) that sign the servers' certificates: when set,
+    /// every connection uses TLS (the servers' `secureClientPort`) and
+    /// verifies the server, host name included.
+    pub tls_ca_file: String,
+    /// This node's certificate (PEM) for servers that require client
+    /// authentication (ZooKeeper's default `ssl.clientAuth=need`); with
+    /// `tls_key_file`.
+    pub tls_cert_file: String,
+    /// The private key (PEM) of `tls_cert_file`.
+    pub tls_key_file: String,
 }
 
 /// Circuit breakers (one per dependency and process, same settings).
@@ -252,8 +266,11 @@ pub struct CircuitBreakerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// Connection URL.
+    /// Connection URL: `redis://` in the clear, `rediss://` over TLS.
     pub url: String,
+    /// PEM bundle of the CA(s) that sign the server's certificate, for a
+    /// `rediss://` URL (empty: the system's roots).
+    pub tls_ca_file: String,
 }
 
 /// PostgreSQL.
@@ -433,6 +450,9 @@ impl Default for ZookeeperConfig {
             session_timeout_ms: 400,
             tick_time_ms: 100,
             digest_auth: String::new(),
+            tls_ca_file: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
             root: "/understudy".to_owned(),
         }
     }
@@ -455,6 +475,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -530,6 +551,19 @@ impl Config {
             return Err(invalid(
                 "node.advertised_url",
                 "must be an http:// or https:// URL other hosts can reach, e.g. http://node-1.internal:8081",
+            ));
+        }
+        let zookeeper = &self.zookeeper;
+        if zookeeper.tls_cert_file.is_empty() != zookeeper.tls_key_file.is_empty() {
+            return Err(invalid(
+                "zookeeper.tls_cert_file",
+                "a client certificate needs its key (`zookeeper.tls_key_file`), and a key its certificate",
+            ));
+        }
+        if !zookeeper.tls_cert_file.is_empty() && zookeeper.tls_ca_file.is_empty() {
+            return Err(invalid(
+                "zookeeper.tls_ca_file",
+                "a client certificate is used over TLS only: set the CA bundle too",
             ));
         }
         if self.kafka.topic.is_empty() {

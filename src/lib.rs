@@ -19,6 +19,7 @@
 //! - [`redis_store`]: the Redis adapter (heartbeat, state snapshot).
 //! - [`zookeeper`]: the ZooKeeper adapter (election session, epoch claims).
 //! - [`telemetry`]: metrics (OpenTelemetry, exported for Prometheus).
+//! - [`pem_file`]: reading the CA bundles, certificates and keys TLS settings name.
 //! - [`printable`]: escaping untrusted text before it is logged or stored.
 //! - [`redact`]: passwords hidden in every URL a process prints.
 //! - [`retry_policy`]: how every dependency call is retried.
@@ -43,6 +44,7 @@ pub mod kafka;
 pub mod leader_liveness;
 pub mod log_event;
 pub mod node;
+pub mod pem_file;
 pub mod postgres;
 pub mod printable;
 pub mod redact;

@@ -28,6 +28,15 @@ fn main() -> anyhow::Result<()> {
         | Command::Bench { .. }
         | Command::BenchGroupMember { .. } => Role::Tool,
     };
+    // Two rustls crypto providers are linked (ring, and aws-lc through the
+    // ZooKeeper and HTTP clients); rustls then picks no process default, and
+    // the clients that take it (ZooKeeper's, Redis's) would panic without one.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        anyhow::bail!("a TLS crypto provider was installed before start");
+    }
     let config = Config::load(cli.config.as_deref(), role)?;
     let service = match role {
         Role::Gateway => "understudy-gateway",

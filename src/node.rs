@@ -107,7 +107,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         &instance_id,
     );
     let redis = GuardedRedis::new(
-        redis_store::connect_lazily(&config.redis.url)?,
+        redis_store::connect_lazily(&config.redis)?,
         redis_breaker.clone(),
     );
     let reader = PartitionReader::new(&config.kafka, &format!("understudy-{}", config.cluster))?;

@@ -285,27 +285,22 @@ impl Campaign {
             previous_leader: None,
         };
         loop {
-            let session = match ElectionSession::connect(
-                &self.zookeeper.connect,
-                &self.zookeeper.digest_auth,
-                session_timeout,
-                &self.zookeeper.root,
-                &self.cluster,
-            )
-            .await
-            {
-                Ok(session) => session,
-                Err(error) => {
-                    tracing::warn!(%error, ?backoff, "cannot reach zookeeper; retrying");
-                    self.coordinator
-                        .do_send(ZooKeeperConnectivity { connected: false });
-                    if self.wait_or_stop(backoff).await {
-                        return;
+            let session =
+                match ElectionSession::connect(&self.zookeeper, session_timeout, &self.cluster)
+                    .await
+                {
+                    Ok(session) => session,
+                    Err(error) => {
+                        tracing::warn!(%error, ?backoff, "cannot reach zookeeper; retrying");
+                        self.coordinator
+                            .do_send(ZooKeeperConnectivity { connected: false });
+                        if self.wait_or_stop(backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                        continue;
                     }
-                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
-                    continue;
-                }
-            };
+                };
             let connected_at = Instant::now();
             self.coordinator
                 .do_send(ZooKeeperConnectivity { connected: true });

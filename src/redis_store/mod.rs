@@ -14,8 +14,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::TlsCertificates;
 
 use crate::circuit_breaker::DependencyBreaker;
+use crate::config::RedisConfig;
+use crate::pem_file::{self, PemContent, PemFileError};
 
 /// Why a Redis call failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,9 @@ pub enum RedisStoreError {
     /// Redis refused the command or the connection failed.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The configured CA bundle cannot be used.
+    #[error("{0}")]
+    CaFile(#[from] PemFileError),
     /// A stored value could not be decoded.
     #[error("stored value is malformed: {0}")]
     Malformed(String),
@@ -72,9 +78,25 @@ impl GuardedRedis {
 /// Bound on one Redis command: a heartbeat must not wait longer than its interval.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A lazily connected, reconnecting handle on Redis.
-pub fn connect_lazily(url: &str) -> Result<ConnectionManager, RedisStoreError> {
-    let client = redis::Client::open(url)?;
+/// A lazily connected, reconnecting handle on the Redis of `redis`: over TLS
+/// for a `rediss://` URL, verified against `tls_ca_file` when it is set.
+pub fn connect_lazily(redis: &RedisConfig) -> Result<ConnectionManager, RedisStoreError> {
+    let client = if redis.tls_ca_file.is_empty() {
+        redis::Client::open(redis.url.as_str())?
+    } else {
+        let ca = pem_file::read(
+            "redis.tls_ca_file",
+            &redis.tls_ca_file,
+            PemContent::Certificates,
+        )?;
+        redis::Client::build_with_tls(
+            redis.url.as_str(),
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.into_bytes()),
+            },
+        )?
+    };
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(COMMAND_TIMEOUT))
         .set_response_timeout(Some(COMMAND_TIMEOUT))

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
@@ -16,6 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetryConfig};
+use crate::pem_file::{self, PemContent, PemFileError};
 
 /// Why tracing could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,12 @@ pub enum TracingError {
     /// The OTLP exporter refused its configuration.
     #[error("could not build the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The collector's CA bundle cannot be used.
+    #[error("{0}")]
+    CaFile(#[from] PemFileError),
+    /// The HTTP client for the collector could not be built.
+    #[error("telemetry.otlp_ca_file: {0}")]
+    HttpClient(#[from] reqwest::Error),
 }
 
 /// Keeps the span exporter alive; flushes it when the process ends.
@@ -60,6 +67,7 @@ pub fn init(service: &str, telemetry: &TelemetryConfig) -> Result<TracingGuard, 
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(collector_client(telemetry)?)
         .with_protocol(Protocol::HttpJson)
         .with_endpoint(format!(
             "{}/v1/traces",
@@ -84,6 +92,27 @@ pub fn init(service: &str, telemetry: &TelemetryConfig) -> Result<TracingGuard, 
         provider: Some(provider),
     })
 }
+
+/// The blocking client the batch exporter posts spans with (it runs on its
+/// own thread): `https://` collectors verified against the system's roots,
+/// or only against `telemetry.otlp_ca_file` when it is set.
+fn collector_client(
+    telemetry: &TelemetryConfig,
+) -> Result<reqwest::blocking::Client, TracingError> {
+    let mut builder = reqwest::blocking::Client::builder().timeout(EXPORT_TIMEOUT);
+    if !telemetry.otlp_ca_file.is_empty() {
+        let bundle = pem_file::read(
+            "telemetry.otlp_ca_file",
+            &telemetry.otlp_ca_file,
+            PemContent::Certificates,
+        )?;
+        builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(bundle.as_bytes())?);
+    }
+    Ok(builder.build()?)
+}
+
+/// Upper bound on one export: a silent collector must not hold spans forever.
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The W3C trace context (`traceparent`, `tracestate`) of the current span.
 pub fn current_trace_headers() -> HashMap<String, String> {

@@ -2,6 +2,9 @@
 //! `<root>/<cluster>/election/`, the watches on other members, and the epoch
 //! znode `<root>/<cluster>/epoch` claimed with one multi-op.
 //!
+//! Over TLS (`zookeeper.tls_ca_file`) every server is reached on its secure
+//! port and verified; a client certificate is presented when configured.
+//!
 //! Dropping the session closes it at once (CloseSession), so a node that leaves
 //! gracefully hands over in milliseconds instead of one session timeout.
 
@@ -10,11 +13,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zookeeper_client::{
     Acls, Client, CreateMode, Error as ZkError, MultiWriteError, OneshotWatcher, SessionState,
-    StateWatcher,
+    StateWatcher, TlsOptions,
 };
 
+use crate::config::ZookeeperConfig;
 use crate::election_order::MEMBER_PREFIX;
 use crate::epoch::Epoch;
+use crate::pem_file::{self, PemContent, PemFileError};
 use crate::printable::escape_untrusted;
 
 /// Why a ZooKeeper operation failed.
@@ -29,6 +34,9 @@ pub enum ElectionError {
     /// The epoch znode holds something that is not a number.
     #[error("epoch znode holds `{0}`, not a number")]
     MalformedEpoch(String),
+    /// A configured CA bundle, certificate or key cannot be used.
+    #[error("{0}")]
+    TlsFile(#[from] PemFileError),
     /// The epoch znode holds the largest epoch there is: no leader can follow.
     #[error("the epoch znode holds the largest epoch; no new epoch can be claimed")]
     EpochsExhausted,
@@ -57,22 +65,28 @@ impl ElectionSession {
     /// Connects (authenticated with `digest_auth` when not empty), and
     /// creates the election directory and epoch znode if missing.
     pub async fn connect(
-        connect: &str,
-        digest_auth: &str,
+        zookeeper: &ZookeeperConfig,
         session_timeout: Duration,
-        root: &str,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
         let mut connector = Client::connector()
             .with_session_timeout(session_timeout)
             .with_connection_timeout(session_timeout.max(Duration::from_secs(1)));
-        let acls = if digest_auth.is_empty() {
+        let acls = if zookeeper.digest_auth.is_empty() {
             Acls::anyone_all()
         } else {
-            connector = connector.with_auth("digest", digest_auth.as_bytes());
+            connector = connector.with_auth("digest", zookeeper.digest_auth.as_bytes());
             Acls::creator_all()
         };
-        let client = connector.connect(connect).await?;
+        let client = match tls_options(zookeeper)? {
+            Some(tls) => {
+                connector
+                    .with_tls(tls)
+                    .secure_connect(&zookeeper.connect)
+                    .await?
+            }
+            None => connector.connect(&zookeeper.connect).await?,
+        };
         let negotiated = client.session_timeout();
         if negotiated != session_timeout {
             // A server clamps the session to [2, 20] x its tickTime by
@@ -83,7 +97,7 @@ impl ElectionSession {
                 "zookeeper negotiated another session timeout; failover times follow it"
             );
         }
-        let cluster_path = format!("{root}/{cluster}");
+        let cluster_path = format!("{}/{cluster}", zookeeper.root);
         let session = Self {
             election_path: format!("{cluster_path}/election"),
             epoch_path: format!("{cluster_path}/epoch"),
@@ -236,4 +250,32 @@ fn parse_epoch(data: &[u8]) -> Result<Epoch, ElectionError> {
         Ok(epoch) if epoch >= 0 => Ok(Epoch(epoch)),
         _ => Err(ElectionError::MalformedEpoch(escape_untrusted(&text, 64))),
     }
+}
+
+/// TLS for every server of the connect string when `zookeeper.tls_ca_file`
+/// is set, with this node's identity when a certificate is configured.
+fn tls_options(zookeeper: &ZookeeperConfig) -> Result<Option<TlsOptions>, ElectionError> {
+    if zookeeper.tls_ca_file.is_empty() {
+        return Ok(None);
+    }
+    let ca = pem_file::read(
+        "zookeeper.tls_ca_file",
+        &zookeeper.tls_ca_file,
+        PemContent::Certificates,
+    )?;
+    let mut options = TlsOptions::new().with_pem_ca(&ca)?;
+    if !zookeeper.tls_cert_file.is_empty() {
+        let certificate = pem_file::read(
+            "zookeeper.tls_cert_file",
+            &zookeeper.tls_cert_file,
+            PemContent::Certificates,
+        )?;
+        let key = pem_file::read(
+            "zookeeper.tls_key_file",
+            &zookeeper.tls_key_file,
+            PemContent::PrivateKey,
+        )?;
+        options = options.with_pem_identity(&certificate, &key)?;
+    }
+    Ok(Some(options))
 }
