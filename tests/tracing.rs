@@ -1,6 +1,7 @@
 //! Traces checked for real: a gateway and a node export spans over OTLP/HTTP
 //! (JSON) to a small receiver this test runs (Jaeger is not installable here),
-//! and one event's spans from both processes share one trace id.
+//! and one event's spans from both processes share one trace id, in the clear
+//! and to an `https://` collector (stunnel in front of the receiver).
 
 mod common;
 
@@ -13,7 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::cluster::{serial, TestCluster};
-use common::eventually;
+use common::tls::{stunnel, Pki};
+use common::{eventually, free_port};
 
 /// Accepts OTLP/HTTP JSON exports and keeps every span with its service name.
 struct OtlpReceiver {
@@ -108,10 +110,35 @@ fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
 async fn one_event_is_one_trace_from_the_gateway_to_the_sink_commit() {
     let _serial = serial().await;
     let receiver = OtlpReceiver::start();
-    let env = HashMap::from([
+    one_event_is_one_trace(&receiver, &receiver.endpoint, HashMap::new()).await;
+}
+
+#[tokio::test]
+async fn traces_reach_an_https_collector_verified_against_its_ca() {
+    let _serial = serial().await;
+    let receiver = OtlpReceiver::start();
+    let pki = Pki::new();
+    let port = free_port();
+    let plain = receiver.endpoint.trim_start_matches("http://").to_owned();
+    let _terminator = stunnel(&pki, port, &plain);
+    let ca = HashMap::from([(
+        "UNDERSTUDY_TELEMETRY__OTLP_CA_FILE".to_owned(),
+        pki.path("ca.pem"),
+    )]);
+    one_event_is_one_trace(&receiver, &format!("https://127.0.0.1:{port}"), ca).await;
+}
+
+/// Publishes one event through a cluster exporting to `endpoint` (which
+/// forwards to `receiver`) and checks its spans form one trace.
+async fn one_event_is_one_trace(
+    receiver: &OtlpReceiver,
+    endpoint: &str,
+    mut env: HashMap<String, String>,
+) {
+    env.extend([
         (
             "UNDERSTUDY_TELEMETRY__OTLP_ENDPOINT".to_owned(),
-            receiver.endpoint.clone(),
+            endpoint.to_owned(),
         ),
         ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
     ]);

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod drill_run;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -232,20 +233,28 @@ pub struct PrivateBroker {
     child: Option<Child>,
     /// `127.0.0.1:<port>`.
     pub address: String,
-    port: u16,
+    /// The address clients are told to reach the broker at (a TLS
+    /// terminator in front of it, say); `address` when not set.
+    advertised: String,
     dir: tempfile::TempDir,
 }
 
 impl PrivateBroker {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::advertising(None)
+    }
+
+    /// Starts a broker that tells clients to reach it at `advertised`.
+    pub fn advertising(advertised: Option<&str>) -> Self {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
         let mut broker = Self {
             child: None,
-            port: free_port(),
-            address: String::new(),
+            advertised: advertised.unwrap_or(&address).to_owned(),
+            address,
             dir: tempfile::tempdir().expect("tempdir"),
         };
-        broker.address = format!("127.0.0.1:{}", broker.port);
         broker.restart();
         broker
     }
@@ -264,7 +273,7 @@ impl PrivateBroker {
                 "--listener-url",
                 &listener,
                 "--advertised-listener-url",
-                &listener,
+                &format!("tcp://{}", self.advertised),
                 "--storage-engine",
                 "sqlite://tansu.db",
             ])
