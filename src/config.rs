@@ -119,6 +119,9 @@ pub struct GatewayConfig {
     pub max_attributes_bytes: usize,
     /// Status URLs of the nodes that `GET /api/system/status` aggregates.
     pub node_urls: Vec<String>,
+    /// Find the nodes in ZooKeeper instead (the election's members and the
+    /// URL each advertises, `node.advertised_url`); `node_urls` is then unused.
+    pub discover_nodes: bool,
     /// Time allowed for each node's status answer.
     pub node_status_timeout_ms: u64,
     /// How often the broker is probed for readiness (and the topic ensured).
@@ -391,6 +394,7 @@ impl Default for GatewayConfig {
             node_urls: (8081..=8083)
                 .map(|port| format!("http://127.0.0.1:{port}"))
                 .collect(),
+            discover_nodes: false,
             node_status_timeout_ms: 1000,
             broker_probe_interval_ms: 2000,
             // Generous for one client (a batch is one request), still a cap on

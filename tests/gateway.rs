@@ -417,3 +417,92 @@ async fn system_status_reports_broker_gateway_and_unreachable_nodes() {
     assert_eq!(status["leaders_claimed"], 0);
     assert_eq!(status["status"], "DEGRADED");
 }
+
+#[tokio::test]
+async fn a_discovering_gateway_follows_the_nodes_through_zookeeper() {
+    let mut cluster = common::cluster::TestCluster::start("discover", 2).await;
+    let (leader, _) = cluster.wait_for_leader(None).await;
+    let mut env = gateway_env(&cluster.topic, KAFKA);
+    env.extend([
+        ("UNDERSTUDY_CLUSTER".to_owned(), cluster.name.clone()),
+        (
+            "UNDERSTUDY_GATEWAY__DISCOVER_NODES".to_owned(),
+            "true".to_owned(),
+        ),
+        // A list that must not be used.
+        (
+            "UNDERSTUDY_GATEWAY__NODE_URLS".to_owned(),
+            "[\"http://127.0.0.1:9\"]".to_owned(),
+        ),
+    ]);
+    let gateway = UnderstudyProcess::start("gateway-discover", &["gateway"], &env);
+    let http = common::http_client();
+    let status = || async {
+        http.get(gateway.url("/api/system/status"))
+            .send()
+            .await
+            .expect("status")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let urls = |status: &Value| -> Vec<String> {
+        let mut urls: Vec<String> = status["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter_map(|node| node["url"].as_str().map(str::to_owned))
+            .collect();
+        urls.sort();
+        urls
+    };
+    let first = status().await;
+    let mut expected: Vec<String> = (0..2)
+        .map(|slot| cluster.node(slot).base_url.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(urls(&first), expected, "{first}");
+    assert_eq!(first["leaders_claimed"], 1, "{first}");
+    assert_eq!(
+        first["leader"]["url"],
+        cluster.node(leader).base_url.as_str()
+    );
+
+    let standby = 1 - leader;
+    drop(cluster.take_node(standby));
+    let leader_url = cluster.node(leader).base_url.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the stopped node to leave",
+        || async { (urls(&status().await) == [leader_url.clone()]).then_some(()) },
+    )
+    .await;
+    let added = cluster.add_node();
+    let added_url = cluster.node(added).base_url.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the new node to appear",
+        || async { urls(&status().await).contains(&added_url).then_some(()) },
+    )
+    .await;
+
+    // A node bound to every interface names itself as configured.
+    let mut env = cluster.node_env();
+    env.insert("UNDERSTUDY_NODE__BIND_HOST".into(), "0.0.0.0".into());
+    env.insert(
+        "UNDERSTUDY_NODE__ADVERTISED_URL".into(),
+        "http://node-4.internal:8084".into(),
+    );
+    let advertised = cluster.push_node(UnderstudyProcess::start("advertised", &["node"], &env));
+    assert_eq!(
+        cluster.node(advertised).base_url,
+        "http://node-4.internal:8084"
+    );
+    eventually(Duration::from_secs(10), "the advertised URL", || async {
+        let status = status().await;
+        urls(&status)
+            .contains(&"http://node-4.internal:8084".to_owned())
+            .then_some(())
+    })
+    .await;
+}

@@ -22,6 +22,7 @@ use crate::telemetry::breaker_metrics;
 use crate::telemetry::gateway_metrics::GatewayMetrics;
 use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
+use crate::web::node_directory::NodeDirectory;
 use crate::web::rate_limit::ClientRateLimiter;
 use crate::web::request_body::BodyBudget;
 use crate::web::{health, log_ingest, metrics_endpoint, openapi, system_status};
@@ -58,7 +59,7 @@ pub struct GatewayState {
     /// Kafka settings, for reporting.
     pub kafka: KafkaConfig,
     /// Nodes aggregated by the status endpoint.
-    pub node_urls: Vec<String>,
+    pub nodes: NodeDirectory,
     /// Time allowed for each node's status.
     pub node_status_timeout: Duration,
     /// Client for node status calls.
@@ -127,7 +128,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         max_batch_events: config.gateway.max_batch_events,
         broker,
         kafka: config.kafka.clone(),
-        node_urls: config.gateway.node_urls.clone(),
+        nodes: NodeDirectory::from_config(&config),
         node_status_timeout: Duration::from_millis(config.gateway.node_status_timeout_ms),
         http: reqwest::Client::builder().build()?,
         started_at: Instant::now(),

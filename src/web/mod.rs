@@ -8,6 +8,7 @@
 //! - [`openapi`]: the OpenAPI descriptions, served at `/api/openapi.json`.
 //! - [`rate_limit`]: per-client limits on publishing (429 with Retry-After).
 //! - [`node_api`]: a node's failover status, history, stepdown and probes.
+//! - [`node_directory`]: where the gateway finds the nodes (a list, or ZooKeeper).
 //! - [`request_body`]: bounded body reading and media-type checks.
 //! - [`idempotency`]: the `Idempotency-Key` header, turned into stable event ids.
 //! - [`api_error`]: every error as a status code and a JSON body.
@@ -19,6 +20,7 @@ pub mod idempotency;
 pub mod log_ingest;
 pub mod metrics_endpoint;
 pub mod node_api;
+pub mod node_directory;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_body;

@@ -17,7 +17,7 @@ use crate::web::gateway::GatewayState;
 /// What one node answered.
 #[derive(Debug, Serialize)]
 pub struct NodeReport {
-    /// The node's base URL from `gateway.node_urls`.
+    /// The node's base URL (`gateway.node_urls`, or as it advertises itself).
     pub url: String,
     /// Whether the node answered its status endpoint.
     pub reachable: bool,
@@ -78,8 +78,11 @@ pub struct SystemStatus {
     pub gateway: GatewayReport,
     /// The broker.
     pub broker: BrokerReport,
-    /// Every configured node.
+    /// Every configured or discovered node.
     pub nodes: Vec<NodeReport>,
+    /// Why the nodes could not be listed from ZooKeeper (`gateway.discover_nodes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_discovery_error: Option<String>,
     /// The leading node, when exactly one claims to lead.
     pub leader: Option<LeaderReport>,
     /// How many nodes claim to lead; more than one is worth a page.
@@ -94,10 +97,12 @@ pub struct SystemStatus {
     responses((status = 200, description = "Gateway, broker (with its circuit breaker), every configured node and the leader; `status` is UP or DEGRADED", body = Object))
 )]
 pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
+    let (urls, node_discovery_error) = match state.nodes.urls().await {
+        Ok(urls) => (urls, None),
+        Err(error) => (Vec::new(), Some(error.to_string())),
+    };
     let nodes = join_all(
-        state
-            .node_urls
-            .iter()
+        urls.iter()
             .map(|url| fetch_node(&state.http, url, state.node_status_timeout)),
     )
     .await;
@@ -138,6 +143,7 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
             health,
         },
         nodes,
+        node_discovery_error,
         leader,
         leaders_claimed,
     })
