@@ -16,27 +16,30 @@ use crate::zookeeper::election_client::{ElectionError, ElectionSession};
 pub enum NodeDirectory {
     /// A configured list.
     Fixed(Vec<String>),
-    /// The election's members, read through one ZooKeeper session that is
-    /// opened on first use and again after it fails.
-    Discovered {
-        /// How to reach ZooKeeper.
-        zookeeper: ZookeeperConfig,
-        /// The cluster whose election is read.
-        cluster: String,
-        /// The open session, if any.
-        session: Mutex<Option<ElectionSession>>,
-    },
+    /// The election's members.
+    Discovered(Box<Discovery>),
+}
+
+/// The election's members, read through one ZooKeeper session that is
+/// opened on first use and again after it fails.
+pub struct Discovery {
+    /// How to reach ZooKeeper.
+    zookeeper: ZookeeperConfig,
+    /// The cluster whose election is read.
+    cluster: String,
+    /// The open session, if any.
+    session: Mutex<Option<ElectionSession>>,
 }
 
 impl NodeDirectory {
     /// The directory `config` asks for.
     pub fn from_config(config: &Config) -> Self {
         if config.gateway.discover_nodes {
-            NodeDirectory::Discovered {
+            NodeDirectory::Discovered(Box::new(Discovery {
                 zookeeper: config.zookeeper.clone(),
                 cluster: config.cluster.clone(),
                 session: Mutex::new(None),
-            }
+            }))
         } else {
             NodeDirectory::Fixed(config.gateway.node_urls.clone())
         }
@@ -47,11 +50,12 @@ impl NodeDirectory {
     pub async fn urls(&self) -> Result<Vec<String>, ElectionError> {
         match self {
             NodeDirectory::Fixed(urls) => Ok(urls.clone()),
-            NodeDirectory::Discovered {
-                zookeeper,
-                cluster,
-                session,
-            } => {
+            NodeDirectory::Discovered(discovery) => {
+                let Discovery {
+                    zookeeper,
+                    cluster,
+                    session,
+                } = discovery.as_ref();
                 let mut session = session.lock().await;
                 let open = match session.take() {
                     Some(open) => open,
