@@ -95,13 +95,7 @@ fn main() -> anyhow::Result<()> {
             ));
             verify::write_ids(&out, &outcome.acked)?;
             verify::write_ids(&verify::unknown_path(&out), &outcome.unknown)?;
-            println!(
-                "acknowledged {} events ({} requests refused, {} events of unknown outcome); ids in {}",
-                outcome.acked.len(),
-                outcome.refused,
-                outcome.unknown.len(),
-                out.display()
-            );
+            println!("{}; ids in {}", load::summary(&outcome), out.display());
             Ok(())
         }
         Command::Verify { acked, topic } => {

@@ -118,3 +118,29 @@ async fn a_short_seeded_chaos_drill_loses_duplicates_and_wedges_nothing() {
         assert_eq!(cycle["wedged"], false, "{cycle}");
     }
 }
+
+#[tokio::test]
+async fn loadgen_says_why_events_were_refused() {
+    let mut env = common::gateway_env(&common::unique("loadgen-refused"), common::KAFKA);
+    env.insert(
+        "UNDERSTUDY_GATEWAY__RATE_LIMIT_PER_SECOND".into(),
+        "2".into(),
+    );
+    env.insert("UNDERSTUDY_GATEWAY__RATE_LIMIT_BURST".into(), "1".into());
+    let gateway = common::UnderstudyProcess::start("gateway-limited", &["gateway"], &env);
+    common::wait_ready(&common::http_client(), &gateway).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .args(["loadgen", "--gateway", &gateway.base_url, "--rate", "50"])
+        .args(["--duration", "2s", "--out"])
+        .arg(dir.path().join("acked.txt"))
+        .output()
+        .expect("loadgen");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("(429 rate_limited: "), "{printed}");
+}

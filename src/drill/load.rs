@@ -9,9 +9,11 @@
 //! is unknown (no answer, or a 503 that says so) has its marker recorded: a
 //! row carrying it is explained, any other row of the topic is not.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use uuid::Uuid;
@@ -40,6 +42,9 @@ pub struct LoadOutcome {
     pub acked: Vec<Uuid>,
     /// Requests refused or failed (never acknowledged, so never counted as lost).
     pub refused: u64,
+    /// Events refused, by reason: the status and the gateway's error code
+    /// (`503 broker_unavailable`, `429 rate_limited`, …).
+    pub refusals: BTreeMap<String, u64>,
     /// Markers of the events whose outcome the client cannot know: they may
     /// be stored (once), or not at all.
     pub unknown: Vec<String>,
@@ -52,15 +57,25 @@ struct Answer {
     acked: Vec<Uuid>,
     /// Markers of events that may or may not be stored.
     unknown: Vec<String>,
+    /// Why events were refused, one entry per event.
+    refusals: Vec<String>,
 }
 
 impl Answer {
     fn unknown(markers: Vec<String>) -> Self {
         Self {
-            acked: Vec::new(),
             unknown: markers,
+            ..Self::default()
         }
     }
+}
+
+/// `503 broker_unavailable`: the status and the error code the gateway gave.
+fn refusal(status: u16, body: &Value) -> String {
+    format!(
+        "{status} {}",
+        body["error"].as_str().unwrap_or("without a reason")
+    )
 }
 
 /// A running load; stop it with [`RunningLoad::finish`].
@@ -101,7 +116,9 @@ impl RunningLoad {
     }
 }
 
-/// Sends `count` events (or for `duration`) and returns the outcome.
+/// Sends `count` events (or for `duration`) and returns the outcome, with a
+/// progress bar on stderr (drawn only on a terminal) that shows what was
+/// acknowledged and why events were refused, as it happens.
 pub async fn run_for(
     plan: LoadPlan,
     duration: Option<Duration>,
@@ -109,15 +126,52 @@ pub async fn run_for(
 ) -> LoadOutcome {
     let load = RunningLoad::start(plan.clone());
     let started = Instant::now();
+    let progress = match (count, duration) {
+        (Some(count), _) => ProgressBar::new(count),
+        (None, Some(duration)) => ProgressBar::new(duration.as_secs().max(1)),
+        (None, None) => ProgressBar::new_spinner(),
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let acked = load.acked_count() as u64;
+        progress.set_position(if count.is_some() {
+            acked
+        } else {
+            started.elapsed().as_secs()
+        });
+        progress.set_message(summary(&lock(&load.outcome)));
         let done_by_time = duration.is_some_and(|d| started.elapsed() >= d);
-        let done_by_count = count.is_some_and(|c| load.acked_count() as u64 >= c);
+        let done_by_count = count.is_some_and(|c| acked >= c);
         if done_by_time || done_by_count {
             break;
         }
     }
-    load.finish().await
+    let outcome = load.finish().await;
+    progress.finish_with_message(summary(&outcome));
+    outcome
+}
+
+/// One line: acknowledged, unknown, and refusals by reason.
+pub fn summary(outcome: &LoadOutcome) -> String {
+    let mut line = format!(
+        "acknowledged {}, unknown outcome {}, refused requests {}",
+        outcome.acked.len(),
+        outcome.unknown.len(),
+        outcome.refused
+    );
+    if !outcome.refusals.is_empty() {
+        let reasons: Vec<String> = outcome
+            .refusals
+            .iter()
+            .map(|(reason, events)| format!("{reason}: {events}"))
+            .collect();
+        line.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    line
 }
 
 fn lock(outcome: &Mutex<LoadOutcome>) -> std::sync::MutexGuard<'_, LoadOutcome> {
@@ -166,6 +220,9 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
             }
             outcome.acked.extend(answer.acked);
             outcome.unknown.extend(answer.unknown);
+            for reason in answer.refusals {
+                *outcome.refusals.entry(reason).or_default() += 1;
+            }
             drop(permit);
         });
     }
@@ -206,7 +263,10 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
         return if status.is_success() {
             Answer::unknown(markers())
         } else {
-            Answer::default()
+            Answer {
+                refusals: vec![format!("{} without a JSON body", status.as_u16()); events.len()],
+                ..Answer::default()
+            }
         };
     };
     let mut outcome = Answer::default();
@@ -214,8 +274,13 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
         match answer["message_id"].as_str().and_then(|id| id.parse().ok()) {
             Some(id) if status == reqwest::StatusCode::ACCEPTED => outcome.acked.push(id),
             _ if outcome_unknown(&answer) => outcome.unknown.push(marker_of(event)),
-            _ => {}
+            _ => outcome.refusals.push(refusal(status.as_u16(), &answer)),
         }
+        return outcome;
+    }
+    if !status.is_success() {
+        // The whole batch was refused (too large, rate-limited, overloaded).
+        outcome.refusals = vec![refusal(status.as_u16(), &answer); events.len()];
         return outcome;
     }
     for result in answer["results"].as_array().into_iter().flatten() {
@@ -227,7 +292,13 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
             _ if outcome_unknown(result) => outcome
                 .unknown
                 .extend(index.and_then(|i| events.get(i)).map(marker_of)),
-            _ => {}
+            _ => outcome.refusals.push(refusal(
+                result["status"]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0),
+                result,
+            )),
         }
     }
     outcome
