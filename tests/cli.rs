@@ -149,3 +149,28 @@ async fn a_gateway_reads_understudy_config_and_writes_json_log_lines() {
         );
     }
 }
+
+#[test]
+fn the_production_example_configuration_loads_and_validates() {
+    let output = understudy()
+        .args(["config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/production.example.toml"))
+        .env("UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH", "understudy:secret")
+        // No collector here: the example's CA file exists only on its hosts.
+        .env("UNDERSTUDY_TELEMETRY__OTLP_ENDPOINT", "")
+        .env(
+            "UNDERSTUDY_POSTGRES__URL",
+            "postgres://understudy_sink:secret@pg.internal:5432/understudy",
+        )
+        .output()
+        .expect("run understudy config");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("session_timeout_ms = 6000"), "{printed}");
+    assert!(printed.contains("discover_nodes = true"), "{printed}");
+    assert!(!printed.contains("secret"), "{printed}");
+}
