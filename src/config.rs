@@ -162,6 +162,12 @@ pub struct NodeConfig {
     /// step (`understudy migrate up`), the node holds only the sink role, and
     /// it serves its status but joins no election until the schema is current.
     pub run_migrations: bool,
+    /// Whether standbys hold a connection to the leader's process and take
+    /// over the moment it dies (its address refuses them after its own
+    /// answer ended): crash failover in milliseconds, independent of the
+    /// session timeout. Turn off when a proxy that may refuse connections
+    /// while the leader lives stands between nodes.
+    pub detect_leader_crash: bool,
     /// How often the leader writes `leader:heartbeat` to Redis.
     pub heartbeat_interval_ms: u64,
     /// Age past which a heartbeat counts as missed.
@@ -416,6 +422,7 @@ impl Default for NodeConfig {
             instance_id: String::new(),
             advertised_url: String::new(),
             run_migrations: true,
+            detect_leader_crash: true,
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 1000,
             heartbeat_check_interval_ms: 250,

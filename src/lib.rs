@@ -12,6 +12,7 @@
 //! - [`election_order`]: who leads among ZooKeeper members, whom each watches.
 //! - [`heartbeat_record`]: the seed's heartbeat format and staleness rule.
 //! - [`takeover_reason`]: why a node came to lead, and whether that was a failover.
+//! - [`leader_presence`]: how a standby sees the leader's process die, in milliseconds.
 //! - [`leader_liveness`]: how a standby judges the leader alive, on its own clock.
 //! - [`consumer_state`]: the migratable state snapshot and its reconciliation.
 //! - [`kafka`]: the broker adapter (producer, topic admin, probe, partition reader).
@@ -42,6 +43,7 @@ pub mod epoch;
 pub mod heartbeat_record;
 pub mod kafka;
 pub mod leader_liveness;
+pub mod leader_presence;
 pub mod log_event;
 pub mod node;
 pub mod pem_file;

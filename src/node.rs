@@ -21,6 +21,7 @@ use crate::actors::state_snapshot::StateSnapshotActor;
 use crate::circuit_breaker::DependencyBreaker;
 use crate::config::Config;
 use crate::kafka::partition_reader::PartitionReader;
+use crate::leader_presence;
 use crate::log_event::EventLimits;
 use crate::postgres::migrations::{self, MigrationStep};
 use crate::postgres::pool::build_pool;
@@ -36,6 +37,7 @@ use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
 use crate::web::metrics_endpoint;
 use crate::web::node_api::{self, NodeState};
+use crate::web::presence_stream::Presence;
 use crate::zookeeper::election_client::MemberInfo;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -54,6 +56,9 @@ pub enum NodeError {
     /// TLS to PostgreSQL is configured but cannot work.
     #[error("{0}")]
     PostgresTls(#[from] TlsSetupError),
+    /// The client that watches the leader's process could not be built.
+    #[error("could not build the leader presence client: {0}")]
+    PresenceClient(#[from] reqwest::Error),
     /// The port could not be bound or the server failed.
     #[error("http server error: {0}")]
     Server(#[from] std::io::Error),
@@ -135,6 +140,11 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         http_url: http_url.clone(),
     };
     let sink_store = store.clone();
+    let presence_client = if config.node.detect_leader_crash {
+        Some(leader_presence::client()?)
+    } else {
+        None
+    };
     let coordinator = NodeCoordinator::start(identity, consumer_settings, |coordinator| {
         let sink = {
             let metrics = metrics.clone();
@@ -153,7 +163,15 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             let coordinator = coordinator.clone();
             let metrics = metrics.clone();
             Supervisor::start(move |_| {
-                ElectionActor::new(zookeeper, cluster, me, coordinator, metrics, schema.clone())
+                ElectionActor::new(
+                    zookeeper,
+                    cluster,
+                    me,
+                    coordinator,
+                    metrics,
+                    schema.clone(),
+                    presence_client.clone(),
+                )
             })
         };
         let heartbeat = {
@@ -192,10 +210,16 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         // Ends with the process: the main server's exit returns from here.
         actix_web::rt::spawn(metrics_server);
     }
+    let (stopping, stopping_seen) = watch::channel(false);
+    let presence = web::Data::new(Presence {
+        instance_id: instance_id.clone(),
+        stopping: stopping_seen,
+    });
     let registry = web::Data::new(registry);
     let server = HttpServer::new(move || {
         let app = App::new()
             .app_data(state.clone())
+            .app_data(presence.clone())
             .app_data(registry.clone())
             .app_data(
                 web::QueryConfig::default()
@@ -220,6 +244,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         wait_for_termination().await;
         tracing::info!("termination requested; leaving gracefully");
         let _ = coordinator.send(Shutdown).await;
+        // Handed over: presence streams end, so the server stops at once.
+        stopping.send_replace(true);
         handle.stop(true).await;
     });
     server.await?;

@@ -154,7 +154,10 @@ async fn a_gateway_reads_understudy_config_and_writes_json_log_lines() {
 fn the_production_example_configuration_loads_and_validates() {
     let output = understudy()
         .args(["config", "--config"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/production.example.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/production.example.toml"
+        ))
         .env("UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH", "understudy:secret")
         // No collector here: the example's CA file exists only on its hosts.
         .env("UNDERSTUDY_TELEMETRY__OTLP_ENDPOINT", "")

@@ -104,8 +104,87 @@ async fn sigkill_of_the_leader_under_load_loses_and_duplicates_nothing() {
     );
     assert_eq!(cluster.stale_commits_after(new_epoch).await, 0);
     let status = cluster.status(successor).await.expect("status");
-    assert_eq!(status["lastFailover"]["reason"], "leader departed");
+    assert_eq!(
+        status["lastFailover"]["reason"],
+        "leader process gone: connection refused"
+    );
     report_failover("sigkill", killed_at, &status);
+}
+
+#[tokio::test]
+async fn a_killed_leader_is_replaced_long_before_its_session_would_expire() {
+    let _serial = serial().await;
+    // A 20 s session: only the refused connection can explain a takeover
+    // within seconds.
+    let session = std::collections::HashMap::from([(
+        "UNDERSTUDY_ZOOKEEPER__SESSION_TIMEOUT_MS".to_owned(),
+        "20000".to_owned(),
+    )]);
+    let mut cluster = TestCluster::start_with("sigkill-long-session", 3, session).await;
+    let load = cluster.start_load(LOAD_RATE);
+    let_load_run(&load, 50).await;
+    let (leader, epoch) = cluster.wait_for_leader(None).await;
+    let killed_at = chrono::Utc::now();
+    let killed = Instant::now();
+    cluster.signal(leader, Signal::SIGKILL);
+    drop(cluster.take_node(leader));
+    let (successor, new_epoch) = cluster.wait_for_leader(Some(epoch)).await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the successor led {took:?} after the kill: the session (20 s), not the dead process, decided"
+    );
+    let before = load.acked_count();
+    let_load_run(&load, before + 50).await;
+    let acked = load.finish().await.acked;
+    cluster.verify_exactly_once(&acked).await;
+    assert_eq!(cluster.stale_commits_after(new_epoch).await, 0);
+    let status = cluster.status(successor).await.expect("status");
+    assert_eq!(
+        status["lastFailover"]["reason"],
+        "leader process gone: connection refused"
+    );
+    report_failover("sigkill, 20 s session", killed_at, &status);
+}
+
+#[tokio::test]
+async fn a_leader_whose_advertised_address_refuses_is_not_taken_for_dead() {
+    let _serial = serial().await;
+    let mut cluster = TestCluster::start("wrong-address", 0).await;
+    // The first node advertises an address where nothing listens: standbys
+    // are refused there before they ever read its answer.
+    let mut env = cluster.node_env();
+    let port = common::free_port();
+    env.insert("UNDERSTUDY_NODE__HTTP_PORT".into(), port.to_string());
+    env.insert(
+        "UNDERSTUDY_NODE__ADVERTISED_URL".into(),
+        format!("http://127.0.0.1:{}", common::free_port()),
+    );
+    let _misadvertised = common::UnderstudyProcess::start("misadvertised", &["node"], &env);
+    let status_url = format!("http://127.0.0.1:{port}/api/failover/status");
+    let http = common::http_client();
+    eventually(
+        Duration::from_secs(20),
+        "the misadvertised node to lead",
+        || async {
+            let status: Value = http.get(&status_url).send().await.ok()?.json().await.ok()?;
+            (status["isLeader"] == true).then_some(())
+        },
+    )
+    .await;
+    cluster.add_node();
+    cluster.add_node();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status: Value = http
+        .get(&status_url)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["isLeader"], true, "forced out: {status}");
+    assert_eq!(status["epoch"], 1, "{status}");
 }
 
 #[tokio::test]

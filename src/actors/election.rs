@@ -36,6 +36,7 @@ use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
+use crate::leader_presence;
 use crate::takeover_reason::TakeoverReason;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession, MemberInfo};
@@ -100,6 +101,8 @@ pub struct ElectionActor {
     /// True once PostgreSQL's schema is current: a node joins no election
     /// before it could store what it would consume.
     schema: watch::Receiver<bool>,
+    /// Holds the leader's presence answer (`None`: `node.detect_leader_crash` off).
+    presence: Option<reqwest::Client>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// Set by [`Leave`]: the campaign's end is then expected, not restarted.
     leaving: bool,
@@ -114,6 +117,7 @@ impl ElectionActor {
         coordinator: Addr<NodeCoordinator>,
         metrics: NodeMetrics,
         schema: watch::Receiver<bool>,
+        presence: Option<reqwest::Client>,
     ) -> Self {
         Self {
             zookeeper,
@@ -122,6 +126,7 @@ impl ElectionActor {
             coordinator,
             metrics,
             schema,
+            presence,
             commands: None,
             leaving: false,
         }
@@ -148,6 +153,7 @@ impl Actor for ElectionActor {
             coordinator: self.coordinator.clone(),
             metrics: self.metrics.clone(),
             schema: self.schema.clone(),
+            presence: self.presence.clone(),
             commands: receiver,
         };
         // The campaign runs on the multi-threaded runtime so ZooKeeper pings never
@@ -241,6 +247,7 @@ struct Campaign {
     coordinator: Addr<NodeCoordinator>,
     metrics: NodeMetrics,
     schema: watch::Receiver<bool>,
+    presence: Option<reqwest::Client>,
     commands: mpsc::UnboundedReceiver<Command>,
 }
 
@@ -667,6 +674,12 @@ impl Campaign {
                 return Next::Reconnect;
             }
         };
+        // Only the next in line holds the leader's presence: it is the one to
+        // take over, so one connection per leader, and the takeover's reason
+        // is the one it saw.
+        let next_in_line = (predecessor == leader.member)
+            .then_some(leader.info.as_ref())
+            .flatten();
         self.coordinator.do_send(LeaderObserved {
             leader: leader_instance
                 .clone()
@@ -680,6 +693,16 @@ impl Campaign {
             }
             () = changed_or_pending(leader_watch) => Next::Recheck,
             () = changed_or_pending(epoch_watch) => Next::Recheck,
+            () = leader_process_gone(self.presence.as_ref(), next_in_line) => {
+                tracing::warn!(leader = ?leader_instance, member = %leader.member, "the leader's process is gone (its address refused us); forcing the takeover");
+                match session.delete_member(&leader.member).await {
+                    Ok(()) => self.metrics.forced_takeover(),
+                    Err(error) => tracing::warn!(%error, "could not delete the dead leader's member znode"),
+                }
+                succession.reason = TakeoverReason::LeaderProcessGone;
+                succession.detected_at = Utc::now();
+                Next::Recheck
+            }
             () = session_lost(state, session.negotiated_timeout()) => Next::Reconnect,
             command = self.commands.recv() => match command {
                 Some(Command::ForceTakeover(stale)) => {
@@ -754,6 +777,17 @@ const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A session that lived this long resets the wait: it failed, but not at once.
 const RECONNECT_BACKOFF_RESET: Duration = Duration::from_secs(30);
+
+/// Resolves when the leader's process is proven gone ([`leader_presence`]);
+/// never when the check is off or the leader's address is unknown.
+async fn leader_process_gone(client: Option<&reqwest::Client>, leader: Option<&MemberInfo>) {
+    match (client, leader) {
+        (Some(client), Some(leader)) => {
+            leader_presence::process_gone(client, &leader.http_url, &leader.instance_id).await;
+        }
+        _ => std::future::pending().await,
+    }
+}
 
 /// Resolves when `watch` fires; never when there is none.
 async fn changed_or_pending(watch: Option<zookeeper_client::OneshotWatcher>) {

@@ -8,6 +8,7 @@
 //! - [`openapi`]: the OpenAPI descriptions, served at `/api/openapi.json`.
 //! - [`rate_limit`]: per-client limits on publishing (429 with Retry-After).
 //! - [`node_api`]: a node's failover status, history, stepdown and probes.
+//! - [`presence_stream`]: the never-ending answer standbys hold to the leader.
 //! - [`node_directory`]: where the gateway finds the nodes (a list, or ZooKeeper).
 //! - [`request_body`]: bounded body reading and media-type checks.
 //! - [`idempotency`]: the `Idempotency-Key` header, turned into stable event ids.
@@ -22,6 +23,7 @@ pub mod metrics_endpoint;
 pub mod node_api;
 pub mod node_directory;
 pub mod openapi;
+pub mod presence_stream;
 pub mod rate_limit;
 pub mod request_body;
 pub mod system_status;

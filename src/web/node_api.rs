@@ -1,6 +1,6 @@
 //! Owns a node's HTTP API: `GET /api/failover/status` (the seed's `isLeader` and
-//! more), `GET /api/failover/history`, `POST /api/failover/stepdown`, `/healthz`
-//! and `/readyz`.
+//! more), `GET /api/failover/history`, `POST /api/failover/stepdown`,
+//! `GET /api/failover/presence` ([`presence_stream`]), `/healthz` and `/readyz`.
 
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,7 +12,7 @@ use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDo
 use crate::circuit_breaker::DependencyBreaker;
 use crate::postgres::sink_store::SinkStore;
 use crate::web::api_error::{ApiError, ErrorBody};
-use crate::web::openapi;
+use crate::web::{openapi, presence_stream};
 
 /// What every node handler shares.
 pub struct NodeState {
@@ -32,6 +32,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/failover/status", web::get().to(status))
         .route("/api/failover/history", web::get().to(history))
         .route("/api/failover/stepdown", web::post().to(step_down))
+        .route(
+            "/api/failover/presence",
+            web::get().to(presence_stream::presence),
+        )
         .route("/api/openapi.json", web::get().to(openapi::node_openapi))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

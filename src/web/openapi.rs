@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use crate::log_event::LogEventRequest;
 use crate::web::api_error::ErrorBody;
 use crate::web::log_ingest::{Accepted, BatchItemResult, BatchResponse};
-use crate::web::{health, log_ingest, metrics_endpoint, node_api, system_status};
+use crate::web::{health, log_ingest, metrics_endpoint, node_api, presence_stream, system_status};
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -41,6 +41,7 @@ pub struct GatewayApi;
         node_api::step_down,
         node_api::healthz,
         node_api::readyz,
+        presence_stream::presence,
         metrics_endpoint::metrics,
         node_openapi,
     ),
