@@ -311,7 +311,15 @@ impl Campaign {
             let connected_at = Instant::now();
             self.coordinator
                 .do_send(ZooKeeperConnectivity { connected: true });
+            // Every change of the session's state, whether the node leads,
+            // follows or is between the two: a disconnection that the session
+            // survives must end with `zookeeper_connected` back at 1.
+            let reporter = tokio::spawn(report_connectivity(
+                session.state_watcher(),
+                self.coordinator.clone(),
+            ));
             let next = self.campaign_in(&session, &mut succession).await;
+            reporter.abort();
             drop(session);
             self.coordinator
                 .do_send(ZooKeeperConnectivity { connected: false });
@@ -510,14 +518,9 @@ impl Campaign {
                     // PostgreSQL refuses our next commit and we step down then.
                     // The lease runs out meanwhile, so the node stops saying
                     // it leads.
-                    let connected = matches!(
-                        changed,
-                        SessionState::SyncConnected | SessionState::ConnectedReadOnly
-                    );
-                    if !connected {
+                    if !connected(changed) {
                         tracing::warn!(%epoch, "zookeeper disconnected; leading on under the database fence");
                     }
-                    self.coordinator.do_send(ZooKeeperConnectivity { connected });
                 }
                 _ = confirm.tick() => {
                     let sent = Instant::now();
@@ -789,6 +792,31 @@ async fn leader_process_gone(client: Option<&reqwest::Client>, leader: Option<&M
     }
 }
 
+/// Whether a session in `state` can serve requests.
+fn connected(state: SessionState) -> bool {
+    matches!(
+        state,
+        SessionState::SyncConnected | SessionState::ConnectedReadOnly
+    )
+}
+
+/// Tells the coordinator every change of the session's state, until the
+/// session ends.
+async fn report_connectivity(
+    mut state: zookeeper_client::StateWatcher,
+    coordinator: Addr<NodeCoordinator>,
+) {
+    loop {
+        let changed = state.changed().await;
+        coordinator.do_send(ZooKeeperConnectivity {
+            connected: connected(changed),
+        });
+        if changed.is_terminated() {
+            return;
+        }
+    }
+}
+
 /// Resolves when `watch` fires; never when there is none.
 async fn changed_or_pending(watch: Option<zookeeper_client::OneshotWatcher>) {
     match watch {
@@ -826,9 +854,7 @@ async fn session_lost(state: &mut zookeeper_client::StateWatcher, session_timeou
                 let reconnected = tokio::time::timeout(session_timeout, async {
                     loop {
                         match state.changed().await {
-                            SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                                return true
-                            }
+                            up if connected(up) => return true,
                             terminal if terminal.is_terminated() => return false,
                             _ => {}
                         }
