@@ -27,6 +27,8 @@ const FIRST_COMMIT_AFTER: &str =
 /// When the successor of an epoch noticed its predecessor was gone: cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
     "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
+const REASON_OF_EPOCH: &str =
+    "SELECT reason FROM failover_events WHERE cluster = $1 AND epoch = $2";
 
 /// How long leadership must stay put after an outage before the cycle is
 /// measured (a few session timeouts: a re-election after ZooKeeper returns
@@ -168,6 +170,9 @@ pub struct CycleResult {
     /// Whether the leader reported its breaker for the dependency open during
     /// the outage (Redis and PostgreSQL outages only).
     pub circuit_opened: Option<bool>,
+    /// Why the final leader took over, as it recorded it (leader faults only):
+    /// which path detected the loss.
+    pub takeover_reason: Option<String>,
     /// Leadership changes during the cycle.
     pub failovers: i64,
     /// Faults injected alongside the main one (chaos drills), each of which
@@ -265,6 +270,10 @@ pub async fn run_cycle(
         format!("the failover record of epoch {epoch_after}"),
     )
     .await?;
+    let takeover_reason = postgres
+        .query_opt(REASON_OF_EPOCH, &[&cluster.name, &epoch_after])
+        .await?
+        .map(|row| row.get::<_, String>(0));
     if let Some(slot) = resume {
         cluster.signal(slot, Signal::SIGCONT)?;
         cluster.wait_for_standby(slot, CYCLE_TIMEOUT).await?;
@@ -290,6 +299,7 @@ pub async fn run_cycle(
         committed_during_outage: None,
         outage_verified: None,
         circuit_opened: None,
+        takeover_reason,
         failovers: settled.failovers,
         overlapping_faults: 0,
         wedged: None,
@@ -369,6 +379,7 @@ async fn run_outage(
         // mean the measured outage did not happen as measured.
         outage_verified: Some(service != Service::Postgres || committed_during_outage == 0),
         circuit_opened,
+        takeover_reason: None,
         failovers: settled.failovers,
         overlapping_faults: 0,
         wedged: None,
