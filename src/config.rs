@@ -4,8 +4,10 @@
 //! with `scripts/infra up`), an optional TOML file, environment variables
 //! `UNDERSTUDY_<SECTION>__<KEY>` (for example `UNDERSTUDY_KAFKA__TOPIC`) and
 //! `UNDERSTUDY_CLUSTER`, and the seed's `SERVER_PORT`, which sets the HTTP port of
-//! the process being started. Other `UNDERSTUDY_*` variables (`UNDERSTUDY_CONFIG`,
-//! `UNDERSTUDY_LOG_FORMAT`, the scripts' own) are not keys and are left alone.
+//! the process being started. The few `UNDERSTUDY_*` variables that are not keys
+//! ([`NOT_KEYS`]: the configuration file's path, the scripts' and compose's own)
+//! are left alone; any other is refused, so a misspelt key (one underscore
+//! where two belong) never passes silently.
 //! [`Config::validate`] enforces the cross-field rules; every error names the key.
 
 use std::path::Path;
@@ -14,6 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::node_url::base_url;
 use crate::redact::redact_url;
 
 /// Which process is loading the configuration; decides where `SERVER_PORT` goes.
@@ -514,9 +517,35 @@ impl Default for PostgresConfig {
     }
 }
 
+/// `UNDERSTUDY_*` variables that name no key: `UNDERSTUDY_CONFIG` (the file),
+/// `UNDERSTUDY_INFRA_DIR` (scripts/infra), `UNDERSTUDY_ADMIN_TOKEN` and
+/// `UNDERSTUDY_SINK_PASSWORD` (compose's substitutions).
+pub const NOT_KEYS: [&str; 4] = ["CONFIG", "INFRA_DIR", "ADMIN_TOKEN", "SINK_PASSWORD"];
+
+/// Refuses an `UNDERSTUDY_*` variable that is neither a key nor in [`NOT_KEYS`].
+fn refuse_stray_variables() -> Result<(), ConfigError> {
+    for (name, _) in std::env::vars_os() {
+        let Some(rest) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("UNDERSTUDY_"))
+        else {
+            continue;
+        };
+        let upper = rest.to_ascii_uppercase();
+        if !upper.contains("__") && upper != "CLUSTER" && !NOT_KEYS.contains(&upper.as_str()) {
+            return Err(ConfigError::Load {
+                key: format!("UNDERSTUDY_{rest}"),
+                reason: "not a configuration variable: keys are UNDERSTUDY_<SECTION>__<KEY>, e.g. UNDERSTUDY_POSTGRES__URL".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads defaults, then `file` if given, then the environment, and validates.
     pub fn load(file: Option<&Path>, role: Role) -> Result<Self, ConfigError> {
+        refuse_stray_variables()?;
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             figment = figment.merge(Toml::file_exact(path));
@@ -563,13 +592,10 @@ impl Config {
             ));
         }
         let advertised = &self.node.advertised_url;
-        if !advertised.is_empty()
-            && (!(advertised.starts_with("http://") || advertised.starts_with("https://"))
-                || advertised.contains(char::is_whitespace))
-        {
+        if !advertised.is_empty() && base_url(advertised).is_none() {
             return Err(invalid(
                 "node.advertised_url",
-                "must be an http:// or https:// URL other hosts can reach, e.g. http://node-1.internal:8081",
+                "must be http://host:port other hosts can reach (no path, query or credentials), e.g. http://node-1.internal:8081",
             ));
         }
         let zookeeper = &self.zookeeper;
@@ -800,7 +826,6 @@ mod tests {
             jail.set_env("UNDERSTUDY_CONFIG", "/etc/understudy.toml");
             jail.set_env("UNDERSTUDY_ADMIN_TOKEN", "compose-substitution");
             jail.set_env("UNDERSTUDY_INFRA_DIR", "/tmp/infra");
-            jail.set_env("UNDERSTUDY_LOG_FORMAT", "json");
             jail.set_env("UNDERSTUDY_CLUSTER", "from-env");
             let config = Config::load(None, Role::Node).map_err(|e| e.to_string())?;
             assert_eq!(config.cluster, "from-env");
@@ -808,6 +833,12 @@ mod tests {
             let error = Config::load(None, Role::Node).expect_err("a misspelt key must fail");
             assert!(
                 error.to_string().contains("heartbeat_intervall_ms"),
+                "{error}"
+            );
+            jail.set_env("UNDERSTUDY_POSTGRES_URL", "postgres://x:y@prod/db");
+            let error = Config::load(None, Role::Node).expect_err("one underscore must fail");
+            assert!(
+                error.to_string().contains("UNDERSTUDY_POSTGRES_URL"),
                 "{error}"
             );
             Ok(())

@@ -27,6 +27,7 @@
 //! - [`circuit_breaker`]: the breakers in front of Kafka, PostgreSQL and Redis.
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
+//! - [`node_url`]: what a node's advertised base URL may be.
 //! - [`drill`]: load generation, verification and failover drills.
 //! - [`bench`]: throughput, latency and failover benchmarks beside their baselines.
 //! - [`web`]: the HTTP surfaces of the gateway and the node.
@@ -46,6 +47,7 @@ pub mod leader_liveness;
 pub mod leader_presence;
 pub mod log_event;
 pub mod node;
+pub mod node_url;
 pub mod pem_file;
 pub mod postgres;
 pub mod printable;

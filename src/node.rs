@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::kafka::partition_reader::PartitionReader;
 use crate::leader_presence;
 use crate::log_event::EventLimits;
+use crate::node_url::base_url;
 use crate::postgres::migrations::{self, MigrationStep};
 use crate::postgres::pool::build_pool;
 use crate::postgres::sink_store::SinkStore;
@@ -39,6 +40,7 @@ use crate::web::metrics_endpoint;
 use crate::web::node_api::{self, NodeState};
 use crate::web::presence_stream::Presence;
 use crate::zookeeper::election_client::MemberInfo;
+use crate::zookeeper::election_client::{self, ElectionError};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why the node could not start or stopped with an error.
@@ -56,6 +58,9 @@ pub enum NodeError {
     /// TLS to PostgreSQL is configured but cannot work.
     #[error("{0}")]
     PostgresTls(#[from] TlsSetupError),
+    /// ZooKeeper's TLS files cannot be used.
+    #[error("{0}")]
+    ZooKeeperTls(#[from] ElectionError),
     /// The client that watches the leader's process could not be built.
     #[error("could not build the leader presence client: {0}")]
     PresenceClient(#[from] reqwest::Error),
@@ -74,6 +79,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let registry = MetricsRegistry::new()?;
     let metrics = NodeMetrics::new(&registry)?;
     let postgres_tls = tls::connector(&config.postgres)?;
+    election_client::tls_options(&config.zookeeper)?;
     let (schema_current, schema) = watch::channel(false);
     if config.node.run_migrations {
         apply_migrations(config.postgres.migrations_url(), postgres_tls.clone()).await;
@@ -87,11 +93,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let listener =
         std::net::TcpListener::bind((config.node.bind_host.as_str(), config.node.http_port))?;
     let http_addr = listener.local_addr()?;
-    let http_url = if config.node.advertised_url.is_empty() {
-        advertised_url(http_addr)
-    } else {
-        config.node.advertised_url.trim_end_matches('/').to_owned()
-    };
+    let http_url =
+        base_url(&config.node.advertised_url).unwrap_or_else(|| advertised_url(http_addr));
 
     let pool = build_pool(
         &config.postgres,

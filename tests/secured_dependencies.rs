@@ -453,3 +453,62 @@ async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_lea
         .await
         .expect("drop the database");
 }
+
+#[tokio::test]
+async fn open_acls_on_existing_znodes_are_closed_before_a_node_works_on_them() {
+    let _serial = serial().await;
+    // The reproduction: election and epoch znodes created earlier with open
+    // ACLs, then a node configured with digest auth.
+    let cluster_name = unique("open-acl").replace('-', "_");
+    let stranger = Client::connect(ZOOKEEPER).await.expect("connect");
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let election = format!("/understudy/{cluster_name}/election");
+    let epoch = format!("/understudy/{cluster_name}/epoch");
+    stranger
+        .mkdir(&election, &open)
+        .await
+        .expect("open election");
+    stranger
+        .create(&epoch, b"0", &open)
+        .await
+        .expect("open epoch");
+
+    let mut env = gateway_env(&unique("open-acl"), KAFKA);
+    env.extend([
+        ("UNDERSTUDY_CLUSTER".to_owned(), cluster_name.clone()),
+        (
+            "UNDERSTUDY_NODE__BIND_HOST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
+        ("UNDERSTUDY_NODE__HTTP_PORT".to_owned(), "0".to_owned()),
+        (
+            "UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH".to_owned(),
+            CREDENTIAL.to_owned(),
+        ),
+    ]);
+    let node = UnderstudyProcess::start("open-acl-node", &["node"], &env);
+    let http = http_client();
+    eventually(Duration::from_secs(20), "the node to lead", || async {
+        let status: serde_json::Value = http
+            .get(node.url("/api/failover/status"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (status["isLeader"] == true).then_some(())
+    })
+    .await;
+    // The stranger can no longer move the epoch or touch the election.
+    assert!(matches!(
+        stranger.set_data(&epoch, b"not-a-number", None).await,
+        Err(ZkError::NoAuth)
+    ));
+    assert!(matches!(
+        stranger.list_children(&election).await,
+        Err(ZkError::NoAuth)
+    ));
+    let log = std::fs::read_to_string(&node.log_path).expect("log");
+    assert!(log.contains("closed an open ACL"), "{log}");
+}

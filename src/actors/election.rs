@@ -396,7 +396,15 @@ impl Campaign {
                     }
                     Ok(Observation::Absent) => Next::Rejoin,
                     Ok(Observation::Leader) => {
-                        self.lead(session, &member, succession, &mut state).await
+                        let next = self.lead(session, &member, succession, &mut state).await;
+                        // Whatever ended it, leadership was lost now: if this
+                        // node wins again, it rejoined, and nobody failed over.
+                        *succession = Succession {
+                            reason: TakeoverReason::Rejoined,
+                            detected_at: Utc::now(),
+                            previous_leader: Some(self.me.instance_id.clone()),
+                        };
+                        next
                     }
                     Ok(Observation::Follower(following))
                         if following.leader.info.as_ref().map(|info| &info.instance_id)
@@ -500,11 +508,6 @@ impl Campaign {
                         Ok(Some(watch)) => own_changed = Box::pin(watch.changed()),
                         _ => {
                             self.revoke(epoch, "member znode deleted (forced takeover or session expiry)");
-                            *succession = Succession {
-                                reason: TakeoverReason::Rejoined,
-                                detected_at: Utc::now(),
-                                previous_leader: Some(self.me.instance_id.clone()),
-                            };
                             return Next::Rejoin;
                         }
                     }
@@ -556,6 +559,8 @@ impl Campaign {
                                 tracing::info!(%claimed, %floor, "reclaimed an epoch above the database fence");
                                 self.revoke(epoch, "epoch superseded by reclaim");
                                 epoch = claimed;
+                                // The same node leads on: no failover.
+                                succession.reason = TakeoverReason::Rejoined;
                                 self.grant(epoch, succession, claim_sent + session_timeout);
                             }
                             Err(error) => {

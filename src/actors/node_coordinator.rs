@@ -40,7 +40,7 @@ use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
-use crate::takeover_reason::TakeoverReason;
+use crate::takeover_reason::{TakeoverKind, TakeoverReason};
 use crate::telemetry::node_metrics::NodeMetrics;
 
 /// ZooKeeper made this node leader for `epoch`.
@@ -470,6 +470,14 @@ impl NodeCoordinator {
         };
         tracing::info!(%epoch, recovery_ms = record.recovery_ms, reason = %record.reason, "leading");
         self.identity.metrics.failover(granted.reason);
+        // The seed's recovery time, for failovers only: detection to the new
+        // leader consuming (its first commit waits for traffic, which an
+        // idle topic may not have for hours).
+        if granted.reason.kind() == TakeoverKind::Failover {
+            self.identity.metrics.recovered(Duration::from_millis(
+                u64::try_from(record.recovery_ms).unwrap_or(0),
+            ));
+        }
         self.last_failover = Some(FailoverView {
             record: record.clone(),
             first_commit_at: None,
@@ -762,9 +770,6 @@ impl Handler<BatchCommitted> for NodeCoordinator {
             let first_commit_ms = (now - view.record.detected_at).num_milliseconds().max(0);
             view.first_commit_at = Some(now);
             view.first_commit_ms = Some(first_commit_ms);
-            self.identity.metrics.recovered(Duration::from_millis(
-                u64::try_from(first_commit_ms).unwrap_or(0),
-            ));
             tracing::info!(epoch = %committed.epoch, first_commit_ms, "first commit after takeover");
         }
         self.actors.snapshots.do_send(CommitRecorded {

@@ -40,7 +40,7 @@ pub const MARKER_ATTRIBUTE: &str = "drill_marker";
 pub struct LoadOutcome {
     /// Every acknowledged id.
     pub acked: Vec<Uuid>,
-    /// Requests refused or failed (never acknowledged, so never counted as lost).
+    /// Requests with no event acknowledged and none of unknown outcome.
     pub refused: u64,
     /// Events refused, by reason: the status and the gateway's error code
     /// (`503 broker_unavailable`, `429 rate_limited`, …).
@@ -215,7 +215,7 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
         tokio::spawn(async move {
             let answer = send(&http, &gateway, events).await;
             let mut outcome = lock(&outcome);
-            if answer.acked.is_empty() {
+            if answer.acked.is_empty() && answer.unknown.is_empty() {
                 outcome.refused += 1;
             }
             outcome.acked.extend(answer.acked);
@@ -278,12 +278,13 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
         }
         return outcome;
     }
-    if !status.is_success() {
-        // The whole batch was refused (too large, rate-limited, overloaded).
+    let Some(results) = answer["results"].as_array() else {
+        // No per-item results: the whole batch was refused (too large,
+        // rate-limited, overloaded).
         outcome.refusals = vec![refusal(status.as_u16(), &answer); events.len()];
         return outcome;
-    }
-    for result in answer["results"].as_array().into_iter().flatten() {
+    };
+    for result in results {
         let index = result["index"]
             .as_u64()
             .and_then(|i| usize::try_from(i).ok());

@@ -20,6 +20,18 @@ use crate::postgres::tls;
 /// Every migration under `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+/// Default privileges that open every new table to a working role (the sink)
+/// open diesel's bookkeeping table too; only the schema owner may write it, so
+/// no node can mark a migration applied. Every other role keeps what it had
+/// to read it (a node checks the schema is current).
+const BOOKKEEPING_READ_ONLY: &str = "DO $$ DECLARE grantee text; BEGIN \
+    FOR grantee IN SELECT DISTINCT g.grantee FROM information_schema.role_table_grants g \
+        WHERE g.table_name = '__diesel_schema_migrations' AND g.grantee NOT IN (current_user, 'PUBLIC') \
+          AND g.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') \
+    LOOP \
+        EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON __diesel_schema_migrations FROM %I', grantee); \
+    END LOOP; END $$";
+
 /// Advisory-lock key serialising migrations across processes ("undrstdy" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x756e_6472_7374_6479;
 
@@ -98,6 +110,19 @@ pub async fn pending(url: &str, tls: Option<MakeRustlsConnect>) -> Result<usize,
             .collect();
     let known = MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .map_err(|error| MigrationError::Apply(error.to_string()))?;
+    let known_versions: HashSet<String> = known
+        .iter()
+        .map(|migration| migration.name().version().to_string())
+        .collect();
+    let newer: Vec<&String> = applied.difference(&known_versions).collect();
+    if !newer.is_empty() {
+        // A newer release migrated the schema: this binary may not know
+        // what the new migrations changed.
+        tracing::warn!(
+            ?newer,
+            "the schema has migrations this binary does not know; upgrade it"
+        );
+    }
     Ok(known
         .iter()
         .filter(|migration| !applied.contains(&migration.name().version().to_string()))
@@ -133,7 +158,14 @@ fn migrate_blocking(
     match step {
         MigrationStep::UpAll => connection
             .run_pending_migrations(MIGRATIONS)
-            .map(|versions| names(&versions)),
+            .map(|versions| names(&versions))
+            .and_then(|versions| {
+                diesel::RunQueryDsl::execute(
+                    diesel::sql_query(BOOKKEEPING_READ_ONLY),
+                    &mut connection,
+                )?;
+                Ok(versions)
+            }),
         MigrationStep::DownOne => connection
             .revert_last_migration(MIGRATIONS)
             .map(|version| vec![version.to_string()]),

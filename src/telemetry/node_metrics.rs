@@ -65,7 +65,7 @@ impl NodeMetrics {
         let failover_recovery_time = prometheus::Histogram::with_opts(
             prometheus::HistogramOpts::new(
                 "failover_recovery_time_seconds",
-                "From the detected loss of the previous leader to this node's first commit",
+                "Failovers only: from the detected loss of the previous leader to this node consuming",
             )
             .buckets(RECOVERY_BUCKETS.to_vec()),
         )?;
@@ -175,7 +175,7 @@ impl NodeMetrics {
         self.failover_events.add(1, &takeover_labels(reason));
     }
 
-    /// The first commit after a takeover, `recovery` after the loss was detected.
+    /// A failover completed: this node consumes, `recovery` after the loss was detected.
     pub fn recovered(&self, recovery: Duration) {
         self.failover_recovery_time.observe(recovery.as_secs_f64());
     }

@@ -130,7 +130,11 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         kafka: config.kafka.clone(),
         nodes: NodeDirectory::from_config(&config),
         node_status_timeout: Duration::from_millis(config.gateway.node_status_timeout_ms),
-        http: reqwest::Client::builder().build()?,
+        // Node status calls follow no redirect: a node answers at its own
+        // address or not at all.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
         started_at: Instant::now(),
         metrics: metrics.clone(),
         rate_limiter: ClientRateLimiter::new(

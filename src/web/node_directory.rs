@@ -9,7 +9,11 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use crate::config::{Config, ZookeeperConfig};
+use zookeeper_client::Error as ZkError;
+
 use crate::election_order::ordered_members;
+use crate::node_url::base_url;
+use crate::printable::escape_untrusted;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession};
 
 /// The nodes `GET /api/system/status` asks.
@@ -61,7 +65,7 @@ impl NodeDirectory {
                     Some(open) => open,
                     None => {
                         let timeout = Duration::from_millis(zookeeper.session_timeout_ms);
-                        ElectionSession::connect(zookeeper, timeout, cluster).await?
+                        ElectionSession::observe(zookeeper, timeout, cluster).await?
                     }
                 };
                 // A failed read drops the session: the next request opens a new one.
@@ -74,11 +78,24 @@ impl NodeDirectory {
 }
 
 async fn members(session: &ElectionSession) -> Result<Vec<String>, ElectionError> {
-    let children = session.children().await?;
+    let children = match session.children().await {
+        Ok(children) => children,
+        // No node ever joined: nothing to report (the gateway creates nothing).
+        Err(ElectionError::ZooKeeper(ZkError::NoNode)) => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
     let mut urls = Vec::new();
     for name in ordered_members(&children) {
-        if let Some(info) = session.member_info(name).await? {
-            urls.push(info.http_url);
+        let Some(info) = session.member_info(name).await? else {
+            continue;
+        };
+        match base_url(&info.http_url) {
+            Some(url) => urls.push(url),
+            None => tracing::warn!(
+                member = %name,
+                url = %escape_untrusted(&info.http_url, 200),
+                "a member advertises something other than http(s)://host:port; not asked"
+            ),
         }
     }
     Ok(urls)

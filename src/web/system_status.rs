@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use futures::future::join_all;
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -97,10 +98,17 @@ pub struct SystemStatus {
     responses((status = 200, description = "Gateway, broker (with its circuit breaker), every configured node and the leader; `status` is UP or DEGRADED", body = Object))
 )]
 pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
-    let (urls, node_discovery_error) = match state.nodes.urls().await {
-        Ok(urls) => (urls, None),
-        Err(error) => (Vec::new(), Some(error.to_string())),
-    };
+    // Bounded like the nodes' answers: an unreachable ZooKeeper must not
+    // hold the report for a session timeout.
+    let (urls, node_discovery_error) =
+        match tokio::time::timeout(state.node_status_timeout, state.nodes.urls()).await {
+            Ok(Ok(urls)) => (urls, None),
+            Ok(Err(error)) => (Vec::new(), Some(error.to_string())),
+            Err(_) => (
+                Vec::new(),
+                Some("zookeeper did not answer in time".to_owned()),
+            ),
+        };
     let nodes = join_all(
         urls.iter()
             .map(|url| fetch_node(&state.http, url, state.node_status_timeout)),
@@ -149,16 +157,31 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
     })
 }
 
+/// Most bytes read of one node's status answer.
+const NODE_STATUS_MAX_BYTES: usize = 256 * 1024;
+
 async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> NodeReport {
     let status_url = format!("{}/api/failover/status", url.trim_end_matches('/'));
     let answer = async {
-        http.get(&status_url)
+        let response = http
+            .get(&status_url)
             .timeout(timeout)
             .send()
-            .await?
-            .error_for_status()?
-            .json::<Value>()
             .await
+            .map_err(|error| error.to_string())?
+            .error_for_status()
+            .map_err(|error| error.to_string())?;
+        // A node's status is a few KiB; whatever answers at an advertised
+        // address gets no more of the gateway's memory than this.
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk.map_err(|error| error.to_string())?);
+            if body.len() > NODE_STATUS_MAX_BYTES {
+                return Err(format!("answer larger than {NODE_STATUS_MAX_BYTES} bytes"));
+            }
+        }
+        serde_json::from_slice::<Value>(&body).map_err(|error| error.to_string())
     }
     .await;
     match answer {
@@ -172,7 +195,7 @@ async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> Nod
             url: url.to_owned(),
             reachable: false,
             failover_status: None,
-            error: Some(error.to_string()),
+            error: Some(error),
         },
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zookeeper_client::{
-    Acls, Client, CreateMode, Error as ZkError, MultiWriteError, OneshotWatcher, SessionState,
-    StateWatcher, TlsOptions,
+    Acls, Client, CreateMode, Error as ZkError, MultiWriteError, OneshotWatcher, Permission,
+    SessionState, StateWatcher, TlsOptions,
 };
 
 use crate::config::ZookeeperConfig;
@@ -34,6 +34,14 @@ pub enum ElectionError {
     /// The epoch znode holds something that is not a number.
     #[error("epoch znode holds `{0}`, not a number")]
     MalformedEpoch(String),
+    /// A znode anyone may change could not be closed to our identity.
+    #[error("zookeeper znode `{path}` is open to anyone and could not be closed ({reason}); fix its ACL or use another cluster name")]
+    OpenAcl {
+        /// The znode.
+        path: String,
+        /// Why its ACL could not be set.
+        reason: String,
+    },
     /// A configured CA bundle, certificate or key cannot be used.
     #[error("{0}")]
     TlsFile(#[from] PemFileError),
@@ -69,6 +77,45 @@ impl ElectionSession {
         session_timeout: Duration,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
+        let session = Self::observe(zookeeper, session_timeout, cluster).await?;
+        let cluster_path = format!("{}/{cluster}", zookeeper.root);
+        let persistent = CreateMode::Persistent.with_acls(session.acls);
+        session
+            .client
+            .mkdir(&session.election_path, &persistent)
+            .await?;
+        match session
+            .client
+            .create(&session.epoch_path, b"0", &persistent)
+            .await
+        {
+            Ok(_) | Err(ZkError::NodeExists) => {}
+            Err(error) => return Err(error.into()),
+        }
+        if !zookeeper.digest_auth.is_empty() {
+            // Znodes created before the credential was configured (or by
+            // someone else) keep their open ACLs: close them, or refuse. The
+            // cluster's own namespace only: the root may be shared with
+            // clusters that use other credentials or none.
+            for path in [
+                cluster_path,
+                session.election_path.clone(),
+                session.epoch_path.clone(),
+            ] {
+                session.close_open_acl(&path).await?;
+            }
+        }
+        Ok(session)
+    }
+
+    /// Connects like [`ElectionSession::connect`] but creates nothing: a
+    /// reader of the election (the gateway's node discovery) must not be the
+    /// one that creates the cluster's znodes, with whatever ACL it holds.
+    pub async fn observe(
+        zookeeper: &ZookeeperConfig,
+        session_timeout: Duration,
+        cluster: &str,
+    ) -> Result<Self, ElectionError> {
         let mut connector = Client::connector()
             .with_session_timeout(session_timeout)
             .with_connection_timeout(session_timeout.max(Duration::from_secs(1)));
@@ -98,24 +145,47 @@ impl ElectionSession {
             );
         }
         let cluster_path = format!("{}/{cluster}", zookeeper.root);
-        let session = Self {
+        Ok(Self {
             election_path: format!("{cluster_path}/election"),
             epoch_path: format!("{cluster_path}/epoch"),
             acls,
             client,
-        };
-        let persistent = CreateMode::Persistent.with_acls(session.acls);
-        session
+        })
+    }
+
+    /// Replaces an ACL that lets anyone change `path` (write, create, delete
+    /// or administer it) with one for our identity only; fails when it
+    /// cannot, so no node works on znodes a stranger may rewrite.
+    async fn close_open_acl(&self, path: &str) -> Result<(), ElectionError> {
+        let (acls, stat) = self.client.get_acl(path).await?;
+        let open = acls.iter().any(|acl| {
+            acl.scheme() == "world"
+                && acl.id() == "anyone"
+                && [
+                    Permission::WRITE,
+                    Permission::CREATE,
+                    Permission::DELETE,
+                    Permission::ADMIN,
+                ]
+                .into_iter()
+                .any(|permission| acl.permission().has(permission))
+        });
+        if !open {
+            return Ok(());
+        }
+        match self
             .client
-            .mkdir(&session.election_path, &persistent)
-            .await?;
-        match session
-            .client
-            .create(&session.epoch_path, b"0", &persistent)
+            .set_acl(path, &self.acls, Some(stat.aversion))
             .await
         {
-            Ok(_) | Err(ZkError::NodeExists) => Ok(session),
-            Err(error) => Err(error.into()),
+            Ok(_) => {
+                tracing::warn!(%path, "closed an open ACL: the znode is now ours only");
+                Ok(())
+            }
+            Err(error) => Err(ElectionError::OpenAcl {
+                path: path.to_owned(),
+                reason: error.to_string(),
+            }),
         }
     }
 
@@ -253,8 +323,10 @@ fn parse_epoch(data: &[u8]) -> Result<Epoch, ElectionError> {
 }
 
 /// TLS for every server of the connect string when `zookeeper.tls_ca_file`
-/// is set, with this node's identity when a certificate is configured.
-fn tls_options(zookeeper: &ZookeeperConfig) -> Result<Option<TlsOptions>, ElectionError> {
+/// is set, with this node's identity when a certificate is configured. Called
+/// once at start too, so a file that cannot be used stops the process instead
+/// of failing every connection attempt.
+pub fn tls_options(zookeeper: &ZookeeperConfig) -> Result<Option<TlsOptions>, ElectionError> {
     if zookeeper.tls_ca_file.is_empty() {
         return Ok(None);
     }
