@@ -39,6 +39,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// The first pause before trying again after a failed attempt.
 const RETRY_MIN: Duration = Duration::from_millis(100);
+/// The first pause when the leader's answer has just ended: a dying process
+/// may close the held connection a moment before its listening socket, so
+/// the first probe can be reset rather than refused (measured: detection took
+/// one `RETRY_MIN`, ~105 ms, at every SIGKILL before this).
+const PROBE_RETRY_MIN: Duration = Duration::from_millis(5);
 /// The longest pause between attempts.
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most bytes read while looking for the instance id on the first line.
@@ -84,11 +89,13 @@ pub async fn process_gone(client: &reqwest::Client, url: &str, instance_id: &str
     let presence = format!("{}/api/failover/presence", url.trim_end_matches('/'));
     let mut armed = false;
     let mut pause = RETRY_MIN;
+    // `pause` grows from RETRY_MIN for cold attempts and from PROBE_RETRY_MIN
+    // right after an answer ended, doubling up to RETRY_MAX either way.
     loop {
         let attempt = hold(client, &presence, instance_id, &mut armed).await;
         match judge(armed, attempt) {
             Verdict::Gone => return,
-            Verdict::Again => pause = RETRY_MIN,
+            Verdict::Again => pause = PROBE_RETRY_MIN,
             Verdict::Later => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
