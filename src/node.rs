@@ -38,7 +38,7 @@ use crate::telemetry::registry::{MetricsError, MetricsRegistry};
 use crate::web::api_error::ApiError;
 use crate::web::metrics_endpoint;
 use crate::web::node_api::{self, NodeState};
-use crate::web::presence_stream::Presence;
+use crate::web::presence_stream::{self, Presence};
 use crate::zookeeper::election_client::MemberInfo;
 use crate::zookeeper::election_client::{self, ElectionError};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -217,6 +217,7 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let presence = web::Data::new(Presence {
         instance_id: instance_id.clone(),
         stopping: stopping_seen,
+        held: std::sync::Arc::new(tokio::sync::Semaphore::new(presence_stream::MAX_HELD)),
     });
     let registry = web::Data::new(registry);
     let server = HttpServer::new(move || {

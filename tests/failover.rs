@@ -596,3 +596,31 @@ async fn the_heartbeat_and_state_snapshot_follow_the_seed() {
     assert!(state["inFlight"].is_array());
     assert!(state["updatedAtMs"].as_i64().is_some());
 }
+
+#[tokio::test]
+async fn a_node_holds_a_bounded_number_of_presence_answers() {
+    let cluster = TestCluster::start("presence-cap", 1).await;
+    let url = cluster.node(0).url("/api/failover/presence");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut held = Vec::new();
+    for _ in 0..understudy::web::presence_stream::MAX_HELD {
+        let answer = http.get(&url).send().await.expect("presence");
+        assert!(answer.status().is_success());
+        held.push(answer);
+    }
+    let refused = http.get(&url).send().await.expect("presence");
+    assert_eq!(
+        refused.status(),
+        503,
+        "one more answer than the cap was held"
+    );
+    drop(held);
+    eventually(Duration::from_secs(10), "a released slot", || async {
+        let answer = http.get(&url).send().await.ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
+}

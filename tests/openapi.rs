@@ -21,9 +21,10 @@ const GATEWAY_ROUTES: [(&str, &str); 7] = [
     ("get", "/metrics"),
     ("get", "/api/openapi.json"),
 ];
-const NODE_ROUTES: [(&str, &str); 7] = [
+const NODE_ROUTES: [(&str, &str); 8] = [
     ("get", "/api/failover/status"),
     ("get", "/api/failover/history"),
+    ("get", "/api/failover/presence"),
     ("post", "/api/failover/stepdown"),
     ("get", "/healthz"),
     ("get", "/readyz"),

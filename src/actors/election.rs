@@ -702,13 +702,14 @@ impl Campaign {
             () = changed_or_pending(leader_watch) => Next::Recheck,
             () = changed_or_pending(epoch_watch) => Next::Recheck,
             () = leader_process_gone(self.presence.as_ref(), next_in_line) => {
+                // Detected now: the delete's round trip is part of the recovery.
+                succession.reason = TakeoverReason::LeaderProcessGone;
+                succession.detected_at = Utc::now();
                 tracing::warn!(leader = ?leader_instance, member = %leader.member, "the leader's process is gone (its address refused us); forcing the takeover");
                 match session.delete_member(&leader.member).await {
                     Ok(()) => self.metrics.forced_takeover(),
                     Err(error) => tracing::warn!(%error, "could not delete the dead leader's member znode"),
                 }
-                succession.reason = TakeoverReason::LeaderProcessGone;
-                succession.detected_at = Utc::now();
                 Next::Recheck
             }
             () = session_lost(state, session.negotiated_timeout()) => Next::Reconnect,

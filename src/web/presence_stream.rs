@@ -4,15 +4,18 @@
 //! leader's process dies, its kernel closes the connection at once, and a
 //! reconnection is refused, which tells a standby the process is gone
 //! (`crate::leader_presence`). It ends when the node stops gracefully, after
-//! its hand-over, so a stopping node never holds its HTTP server open.
+//! its hand-over, with a last `stopping` line, so a stopping node never holds
+//! its HTTP server open and its standby knows the end is a hand-over. At most
+//! [`MAX_HELD`] answers are held at once; more get 503 `overloaded`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use futures::stream::{self, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::web::api_error::ApiError;
 
@@ -20,12 +23,23 @@ use crate::web::api_error::ApiError;
 /// a standby that went away and free its connection.
 const KEEPALIVE: Duration = Duration::from_secs(1);
 
+/// The last line of a stopping node's answer: its end is a hand-over, not a
+/// death, and the standby must not probe it.
+pub const STOPPING_LINE: &[u8] = b"stopping\n";
+
+/// Most answers held at once: one per standby is the need; every answer holds
+/// a connection, so a stranger opening thousands must not exhaust the
+/// node's file descriptors.
+pub const MAX_HELD: usize = 16;
+
 /// What the presence endpoint needs.
 pub struct Presence {
     /// This node's instance id, the stream's first line.
     pub instance_id: String,
     /// Becomes true when the node has handed over and is about to stop.
     pub stopping: watch::Receiver<bool>,
+    /// Answers that may be held at once ([`MAX_HELD`]).
+    pub held: Arc<Semaphore>,
 }
 
 /// `GET /api/failover/presence`.
@@ -44,17 +58,26 @@ pub async fn presence(presence: web::Data<Presence>) -> Result<HttpResponse, Api
             "the node is stopping".to_owned(),
         ));
     }
+    let Ok(permit) = Arc::clone(&presence.held).try_acquire_owned() else {
+        return Err(ApiError::Overloaded);
+    };
     let first = Bytes::from(format!("{}\n", presence.instance_id));
     let mut ticks = tokio::time::interval(KEEPALIVE);
     ticks.reset();
+    // The permit travels with the stream: released when the answer ends.
     let keepalives = stream::unfold(
-        (ticks, presence.stopping.clone()),
-        |(mut ticks, mut stopping)| async move {
+        (ticks, presence.stopping.clone(), Some(permit)),
+        |(mut ticks, mut stopping, permit)| async move {
+            permit.as_ref()?;
             let stopped = tokio::select! {
                 _ = ticks.tick() => false,
                 _ = stopping.wait_for(|stopping| *stopping) => true,
             };
-            (!stopped).then(|| (Bytes::from_static(b"\n"), (ticks, stopping)))
+            if stopped {
+                Some((Bytes::from_static(STOPPING_LINE), (ticks, stopping, None)))
+            } else {
+                Some((Bytes::from_static(b"\n"), (ticks, stopping, permit)))
+            }
         },
     );
     let body = stream::once(async move { first })
