@@ -63,7 +63,12 @@ async fn check_against(http: &reqwest::Client, base: &str, spec: &Value, routes:
             .await
             .expect("request");
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Only a 404's body is read: the presence answer never ends.
+        let body: Value = if status == StatusCode::NOT_FOUND {
+            response.json().await.unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
         assert!(
             !(status == StatusCode::NOT_FOUND && body["error"] == "not_found"),
             "{method} {path} is described but not routed"
