@@ -49,7 +49,7 @@ pub struct Presence {
     tag = "node",
     responses(
         (status = 200, description = "text/plain, never ending while the node runs: its instance id, then a newline every second", body = String),
-        (status = 503, description = "The node is stopping", body = crate::web::api_error::ErrorBody),
+        (status = 503, description = "The node is stopping, or holds as many presence answers as it may (`overloaded`)", body = crate::web::api_error::ErrorBody),
     )
 )]
 pub async fn presence(presence: web::Data<Presence>) -> Result<HttpResponse, ApiError> {
