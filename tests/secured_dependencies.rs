@@ -286,6 +286,44 @@ async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("certificate"), "{stderr}");
 
+    // A node trusting another CA: it serves its status, never leads, and
+    // its log says why (it waits for a schema it cannot verify).
+    let mut env = gateway_env(&unique("pg-tls-stranger"), KAFKA);
+    env.extend([
+        (
+            "UNDERSTUDY_CLUSTER".to_owned(),
+            unique("pg_tls_stranger").replace('-', "_"),
+        ),
+        (
+            "UNDERSTUDY_NODE__BIND_HOST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
+        ("UNDERSTUDY_NODE__HTTP_PORT".to_owned(), "0".to_owned()),
+        (
+            "UNDERSTUDY_NODE__RUN_MIGRATIONS".to_owned(),
+            "false".to_owned(),
+        ),
+        (
+            "UNDERSTUDY_POSTGRES__TLS_CA_FILE".to_owned(),
+            stranger_ca.display().to_string(),
+        ),
+    ]);
+    let doubting = UnderstudyProcess::start("pg-tls-stranger", &["node"], &env);
+    let http = http_client();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status: serde_json::Value = http
+        .get(doubting.url("/api/failover/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["isLeader"], false, "{status}");
+    let log = std::fs::read_to_string(&doubting.log_path).expect("log");
+    assert!(log.contains("UnknownIssuer"), "{log}");
+    drop(doubting);
+
     let cluster = TestCluster::start_with(
         "postgres-tls",
         1,
