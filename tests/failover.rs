@@ -175,14 +175,7 @@ async fn a_leader_whose_advertised_address_refuses_is_not_taken_for_dead() {
     cluster.add_node();
     cluster.add_node();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let status: Value = http
-        .get(&status_url)
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = common::get_json(&http, &status_url).await;
     assert_eq!(status["isLeader"], true, "forced out: {status}");
     assert_eq!(status["epoch"], 1, "{status}");
 }

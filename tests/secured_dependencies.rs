@@ -311,14 +311,7 @@ async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
     let doubting = UnderstudyProcess::start("pg-tls-stranger", &["node"], &env);
     let http = http_client();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let status: serde_json::Value = http
-        .get(doubting.url("/api/failover/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = common::get_json(&http, &doubting.url("/api/failover/status")).await;
     assert_eq!(status["isLeader"], false, "{status}");
     let log = std::fs::read_to_string(&doubting.log_path).expect("log");
     assert!(log.contains("UnknownIssuer"), "{log}");
