@@ -43,6 +43,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::net::TcpStream;
 
+use crate::web::presence_stream::STOPPING_LINE;
+
 /// Upper bound on opening the connection: a silent address is a timeout,
 /// never a refusal.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -64,9 +66,6 @@ const FIRST_LINE_MAX: usize = 512;
 const PROBE_WINDOW: Duration = Duration::from_secs(1);
 /// An answer that lasted this long ended for a reason worth probing at once.
 const LASTED: Duration = Duration::from_secs(2);
-/// The line a stopping leader sends before it ends its answer
-/// ([`crate::web::presence_stream::STOPPING_LINE`]).
-const STOPPING: &[u8] = crate::web::presence_stream::STOPPING_LINE;
 
 /// How one attempt to hold the leader's presence answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,8 +191,8 @@ async fn hold(client: &reqwest::Client, presence: &str, instance_id: &str) -> At
         };
         if armed {
             if chunk
-                .windows(STOPPING.len())
-                .any(|window| window == STOPPING)
+                .windows(STOPPING_LINE.len())
+                .any(|window| window == STOPPING_LINE)
             {
                 return Attempt::Stopping;
             }

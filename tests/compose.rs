@@ -372,65 +372,53 @@ struct FreshPostgres {
 
 impl FreshPostgres {
     fn start(env: &HashMap<String, String>, dir: &Path, init_scripts: &Path) -> Self {
-        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        let bin = Path::new(PG_BIN);
         let data = dir.join("pgdata");
         let port = free_port();
         std::fs::create_dir_all(&data).expect("data dir");
         let password_file = dir.join("pwfile");
         std::fs::write(&password_file, &env["POSTGRES_PASSWORD"]).expect("pwfile");
-        as_postgres(
-            &["chown", "-R", "postgres", &dir.display().to_string()],
-            true,
-        );
+        run_checked(&["chown", "-R", "postgres", &dir.display().to_string()]);
         let postgres = Self { data, port };
-        as_postgres(
-            &[
-                &bin.join("initdb").display().to_string(),
-                "-D",
-                &postgres.data.display().to_string(),
-                "-U",
-                &env["POSTGRES_USER"],
-                "--pwfile",
-                &password_file.display().to_string(),
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-            ],
-            false,
-        );
-        as_postgres(
-            &[
-                &bin.join("pg_ctl").display().to_string(),
-                "-D",
-                &postgres.data.display().to_string(),
-                "-w",
-                "-o",
-                &format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1",
-                    dir.display()
-                ),
-                "-l",
-                &dir.join("postgres.log").display().to_string(),
-                "start",
-            ],
-            false,
-        );
+        as_postgres(&[
+            &bin.join("initdb").display().to_string(),
+            "-D",
+            &postgres.data.display().to_string(),
+            "-U",
+            &env["POSTGRES_USER"],
+            "--pwfile",
+            &password_file.display().to_string(),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ]);
+        as_postgres(&[
+            &bin.join("pg_ctl").display().to_string(),
+            "-D",
+            &postgres.data.display().to_string(),
+            "-w",
+            "-o",
+            &format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                dir.display()
+            ),
+            "-l",
+            &dir.join("postgres.log").display().to_string(),
+            "start",
+        ]);
         let socket = dir.display().to_string();
-        as_postgres(
-            &[
-                "psql",
-                "-h",
-                &socket,
-                "-p",
-                &port.to_string(),
-                "-U",
-                &env["POSTGRES_USER"],
-                "-d",
-                "postgres",
-                "-c",
-                &format!("CREATE DATABASE {}", env["POSTGRES_DB"]),
-            ],
-            false,
-        );
+        as_postgres(&[
+            "psql",
+            "-h",
+            &socket,
+            "-p",
+            &port.to_string(),
+            "-U",
+            &env["POSTGRES_USER"],
+            "-d",
+            "postgres",
+            "-c",
+            &format!("CREATE DATABASE {}", env["POSTGRES_DB"]),
+        ]);
         let mut scripts: Vec<PathBuf> = std::fs::read_dir(init_scripts)
             .expect("init scripts")
             .map(|entry| entry.expect("entry").path())
@@ -457,14 +445,14 @@ impl FreshPostgres {
 
 impl Drop for FreshPostgres {
     fn drop(&mut self) {
-        let pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
+        let pg_ctl = format!("{PG_BIN}/pg_ctl");
         let data = self.data.display().to_string();
         let _ = Command::new("runuser")
             .args([
                 "-u",
                 "postgres",
                 "--",
-                pg_ctl,
+                &pg_ctl,
                 "-D",
                 &data,
                 "-m",
@@ -475,17 +463,20 @@ impl Drop for FreshPostgres {
     }
 }
 
-/// Runs `command` as the `postgres` user (`chown` itself as root).
-fn as_postgres(command: &[&str], as_root: bool) {
-    let output = if as_root {
-        Command::new(command[0]).args(&command[1..]).output()
-    } else {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .args(command)
-            .output()
-    }
-    .expect("run a postgres command");
+/// Debian's PostgreSQL 15 binaries.
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Runs `command` as the `postgres` user (initdb refuses root).
+fn as_postgres(command: &[&str]) {
+    run_checked(&[&["runuser", "-u", "postgres", "--"], command].concat());
+}
+
+/// Runs `command` and requires it to succeed.
+fn run_checked(command: &[&str]) {
+    let output = Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .expect("run a command");
     assert!(
         output.status.success(),
         "{command:?}: {}",

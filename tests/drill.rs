@@ -60,26 +60,10 @@ async fn loadgen_records_what_verify_then_finds_stored_exactly_once() {
     let cluster = TestCluster::start("loadgen", 1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let acked = dir.path().join("acked.txt");
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .args([
-            "loadgen",
-            "--gateway",
-            &cluster.gateway.base_url,
-            "--rate",
-            "200",
-            "--count",
-            "50",
-            "--batch-size",
-            "5",
-            "--out",
-        ])
-        .arg(&acked)
-        .output()
-        .expect("loadgen");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    loadgen(
+        &cluster.gateway.base_url,
+        &["--rate", "200", "--count", "50", "--batch-size", "5"],
+        &acked,
     );
     let ids: Vec<uuid::Uuid> = std::fs::read_to_string(&acked)
         .expect("acked ids")
@@ -143,10 +127,22 @@ async fn loadgen_says_why_events_were_refused() {
     let gateway = common::UnderstudyProcess::start("gateway-limited", &["gateway"], &env);
     common::wait_ready(&common::http_client(), &gateway).await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let printed = loadgen(
+        &gateway.base_url,
+        &["--rate", "50", "--duration", "2s"],
+        &dir.path().join("acked.txt"),
+    );
+    assert!(printed.contains("(429 rate_limited: "), "{printed}");
+}
+
+/// Runs `understudy loadgen` against `gateway`, recording into `out`;
+/// requires success and returns what it printed.
+fn loadgen(gateway: &str, args: &[&str], out: &std::path::Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .args(["loadgen", "--gateway", &gateway.base_url, "--rate", "50"])
-        .args(["--duration", "2s", "--out"])
-        .arg(dir.path().join("acked.txt"))
+        .args(["loadgen", "--gateway", gateway])
+        .args(args)
+        .arg("--out")
+        .arg(out)
         .output()
         .expect("loadgen");
     assert!(
@@ -154,6 +150,5 @@ async fn loadgen_says_why_events_were_refused() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains("(429 rate_limited: "), "{printed}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

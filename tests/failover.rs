@@ -163,15 +163,7 @@ async fn a_leader_whose_advertised_address_refuses_is_not_taken_for_dead() {
     let _misadvertised = common::UnderstudyProcess::start("misadvertised", &["node"], &env);
     let status_url = format!("http://127.0.0.1:{port}/api/failover/status");
     let http = common::http_client();
-    eventually(
-        Duration::from_secs(20),
-        "the misadvertised node to lead",
-        || async {
-            let status: Value = http.get(&status_url).send().await.ok()?.json().await.ok()?;
-            (status["isLeader"] == true).then_some(())
-        },
-    )
-    .await;
+    common::wait_until_leading(&http, &status_url, "the misadvertised node to lead").await;
     cluster.add_node();
     cluster.add_node();
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -417,17 +417,9 @@ async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_lea
     ]);
     let node = UnderstudyProcess::start("pending-schema-node", &["node"], &env);
     let http = http_client();
-    let status = || async {
-        http.get(node.url("/api/failover/status"))
-            .send()
-            .await
-            .expect("the node answers while migrations are pending")
-            .json::<serde_json::Value>()
-            .await
-            .expect("status JSON")
-    };
+    let status_url = node.url("/api/failover/status");
     for _ in 0..6 {
-        let answer = status().await;
+        let answer = common::get_json(&http, &status_url).await;
         assert_eq!(
             answer["isLeader"], false,
             "leads without a schema: {answer}"
@@ -472,10 +464,10 @@ async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_lea
         )
         .await
         .expect("grant the sink role its rows");
-    eventually(
-        Duration::from_secs(30),
+    common::wait_until_leading(
+        &http,
+        &status_url,
         "the node to lead once the schema is current",
-        || async { (status().await["isLeader"] == true).then_some(()) },
     )
     .await;
     drop(node);
@@ -524,18 +516,7 @@ async fn open_acls_on_existing_znodes_are_closed_before_a_node_works_on_them() {
     ]);
     let node = UnderstudyProcess::start("open-acl-node", &["node"], &env);
     let http = http_client();
-    eventually(Duration::from_secs(20), "the node to lead", || async {
-        let status: serde_json::Value = http
-            .get(node.url("/api/failover/status"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (status["isLeader"] == true).then_some(())
-    })
-    .await;
+    common::wait_until_leading(&http, &node.url("/api/failover/status"), "the node to lead").await;
     // The stranger can no longer move the epoch or touch the election.
     assert!(matches!(
         stranger.set_data(&epoch, b"not-a-number", None).await,

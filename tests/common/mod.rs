@@ -312,6 +312,16 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// Waits until the node whose status is at `status_url` reports `isLeader`.
+pub async fn wait_until_leading(http: &reqwest::Client, status_url: &str, what: &str) {
+    eventually(Duration::from_secs(30), what, || async {
+        let status: serde_json::Value =
+            http.get(status_url).send().await.ok()?.json().await.ok()?;
+        (status["isLeader"] == true).then_some(())
+    })
+    .await;
+}
+
 /// `GET url`, answered with JSON (any status).
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url)
