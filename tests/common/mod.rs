@@ -55,18 +55,6 @@ pub struct UnderstudyProcess {
 impl UnderstudyProcess {
     /// Starts `understudy <args>` with `env` and waits for its "listening on" line.
     pub fn start(name: &str, args: &[&str], env: &HashMap<String, String>) -> Self {
-        Self::try_start(name, args, env, Duration::from_secs(60))
-            .unwrap_or_else(|log| panic!("{name} did not announce its address; log:\n{log}"))
-    }
-
-    /// Like [`UnderstudyProcess::start`], waiting at most `patience`; on
-    /// failure the process is killed and its log returned.
-    pub fn try_start(
-        name: &str,
-        args: &[&str],
-        env: &HashMap<String, String>,
-        patience: Duration,
-    ) -> Result<Self, String> {
         let log_path = log_dir().join(format!("{}.log", unique(name)));
         let log_file = std::fs::File::create(&log_path).expect("create log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_understudy"))
@@ -87,19 +75,17 @@ impl UnderstudyProcess {
                 }
             }
         });
-        let base_url = match receiver.recv_timeout(patience) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
-            }
+        let Ok(base_url) = receiver.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("{name} did not announce its address; log:\n{log}");
         };
-        Ok(Self {
+        Self {
             child,
             base_url,
             log_path,
-        })
+        }
     }
 
     /// The process id, for signals.

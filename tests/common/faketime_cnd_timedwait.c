@@ -1,0 +1,28 @@
+/*
+ * Preloaded before libfaketime for the clock-skew test.
+ *
+ * librdkafka times its waits with C11 cnd_timedwait and an absolute deadline
+ * taken from gettimeofday, which libfaketime shifts. glibc's cnd_timedwait
+ * calls its internal pthread_cond_timedwait directly, past libfaketime's
+ * translation of deadlines back to the real clock, so with the clock an hour
+ * ahead every timed wait of the Kafka client lasted an hour (measured: 5 node
+ * starts in 16 hung before the first log line; 0 in 16 with this file).
+ * Routing the call through the public pthread_cond_timedwait lets libfaketime
+ * translate the deadline, as it does for every other timed wait. glibc's
+ * cnd_t and mtx_t wrap pthread_cond_t and pthread_mutex_t.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <threads.h>
+
+int cnd_timedwait(cnd_t *restrict cond, mtx_t *restrict mutex,
+                  const struct timespec *restrict deadline) {
+    switch (pthread_cond_timedwait((pthread_cond_t *)cond, (pthread_mutex_t *)mutex, deadline)) {
+    case 0:
+        return thrd_success;
+    case ETIMEDOUT:
+        return thrd_timedout;
+    default:
+        return thrd_error;
+    }
+}
