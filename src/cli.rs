@@ -105,6 +105,9 @@ pub enum Command {
         /// Events pre-filled into a topic, read back and drained (the goal is ≥ 1M).
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+        /// Events through the bare pipeline and the saturated end-to-end run.
+        #[arg(long, default_value_t = 200_000)]
+        pipeline_events: u64,
         /// How long each end-to-end rate step lasts, e.g. `10s`.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         step: Duration,

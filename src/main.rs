@@ -159,10 +159,16 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { events, step, out } => {
+        Command::Bench {
+            events,
+            pipeline_events,
+            step,
+            out,
+        } => {
             println!("bench: {events} events, end-to-end steps of {step:?}");
             let plan = BenchPlan {
                 events,
+                pipeline_events,
                 step,
                 out: out.clone(),
             };

@@ -1,5 +1,9 @@
-//! Owns the end-to-end benchmark: events offered to the gateway in batches at
-//! rising rates, each step held for a while, until a rate no longer holds. A
+//! Owns the end-to-end benchmark. First a saturated run: a fixed number of
+//! events sent as fast as the gateway takes them (256 batch requests in
+//! flight), timed from the first request until the last row is stored, with
+//! the gateway's and the leader's CPU per event; the bare pipeline
+//! ([`crate::bench::bare_pipeline`]) is its baseline. Then events offered to
+//! the gateway in batches at rising rates, each step held for a while, until a rate no longer holds. A
 //! step holds when the gateway acknowledged at least 95 % of what was offered,
 //! 99 % of the events were stored within a second of their acceptance, and the
 //! leader had stored everything within two seconds of the load stopping: the
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::bench::{stored_events, BenchError};
-use crate::drill::load::{LoadPlan, RunningLoad};
+use crate::bench::{process_cpu, stored_events, BenchError};
+use crate::drill::load::{self, LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
 
 /// Events per request.
@@ -21,6 +25,82 @@ const BATCH: usize = 100;
 const DRAIN_ALLOWANCE: Duration = Duration::from_secs(2);
 /// Highest p99 acceptance-to-commit latency of a step that holds, ms.
 const LATENCY_P99_ALLOWANCE_MS: f64 = 1000.0;
+
+/// An offered rate no gateway here reaches: the load generator's bound on
+/// requests in flight is what paces a saturated run.
+const SATURATING_RATE: u32 = 1_000_000;
+
+/// What the saturated run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaturatedRun {
+    /// Events acknowledged, and then stored.
+    pub events: u64,
+    /// Those events per second, first request to last row stored.
+    pub events_per_s: f64,
+    /// The gateway's CPU seconds per million events.
+    pub gateway_cpu_s_per_million: Option<f64>,
+    /// The leader's CPU seconds per million events.
+    pub leader_cpu_s_per_million: Option<f64>,
+}
+
+/// Sends `count` events through the gateway as fast as it takes them and
+/// waits until the leader stored every acknowledged one.
+pub async fn saturate(
+    cluster: &LocalCluster,
+    postgres: &tokio_postgres::Client,
+    count: u64,
+) -> Result<SaturatedRun, BenchError> {
+    let (leader, epoch) = cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let leader_pid = cluster.nodes[leader]
+        .as_ref()
+        .ok_or_else(|| BenchError::Failed("the leader is gone".into()))?
+        .pid();
+    let gateway_pid = cluster.gateway.pid();
+    let cpu_before = (
+        process_cpu::cpu_seconds(gateway_pid),
+        process_cpu::cpu_seconds(leader_pid),
+    );
+    let stored_before = stored_events(postgres, &cluster.topic).await?;
+    let started = Instant::now();
+    let outcome = load::run_for(
+        LoadPlan {
+            gateway: cluster.gateway.base_url.clone(),
+            rate: SATURATING_RATE,
+            batch_size: BATCH,
+        },
+        None,
+        Some(count),
+    )
+    .await;
+    let acked = u64::try_from(outcome.acked.len()).unwrap_or(u64::MAX);
+    let expected = stored_before.saturating_add(i64::try_from(acked).unwrap_or(i64::MAX));
+    while stored_events(postgres, &cluster.topic).await? < expected {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(BenchError::Failed(format!(
+                "the saturated run's {acked} events were not all stored"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = (
+        process_cpu::cpu_seconds(gateway_pid),
+        process_cpu::cpu_seconds(leader_pid),
+    );
+    if cluster.wait_for_leader(0, Duration::from_secs(5)).await? != (leader, epoch) {
+        return Err(BenchError::Failed(
+            "leadership changed during the saturated run".into(),
+        ));
+    }
+    let result = SaturatedRun {
+        events: acked,
+        events_per_s: acked as f64 / elapsed.as_secs_f64().max(1e-3),
+        gateway_cpu_s_per_million: process_cpu::per_million(cpu_before.0, cpu_after.0, acked),
+        leader_cpu_s_per_million: process_cpu::per_million(cpu_before.1, cpu_after.1, acked),
+    };
+    tracing::info!(?result, refused = ?outcome.refusals, "saturated end-to-end run");
+    Ok(result)
+}
 
 /// One rate step.
 #[derive(Debug, Clone, Serialize)]

@@ -3,6 +3,9 @@
 //!
 //! - [`bare_clients`]: a bare producer (fills the topic; the producer baseline)
 //!   and a bare consumer (the read baseline).
+//! - [`bare_pipeline`]: bare producer → broker → bare consumer → `COPY`, all
+//!   at once (the end-to-end baseline), and its consumer side alone.
+//! - [`process_cpu`]: CPU seconds per million events, from `/proc`.
 //! - [`read_path`]: the node's reader plus event decoding over the same topic.
 //! - [`sink_throughput`]: a leader draining the topic vs a raw `COPY`; memory.
 //! - [`end_to_end`]: gateway to PostgreSQL at rising rates, with latency.
@@ -10,8 +13,10 @@
 //!   member dies, for comparison with our failover.
 
 pub mod bare_clients;
+pub mod bare_pipeline;
 pub mod end_to_end;
 pub mod group_failover;
+pub mod process_cpu;
 pub mod read_path;
 pub mod sink_throughput;
 
@@ -56,6 +61,8 @@ pub enum BenchError {
 pub struct BenchPlan {
     /// Events pre-filled and drained.
     pub events: u64,
+    /// Events through the bare pipeline and the saturated end-to-end run.
+    pub pipeline_events: u64,
     /// How long each end-to-end rate step lasts.
     pub step: Duration,
     /// Where `bench.json` and the clusters' logs go.
@@ -69,8 +76,18 @@ pub struct BenchReport {
     pub events: u64,
     /// Bare producer into the broker, events/s.
     pub bare_producer_per_s: f64,
+    /// The bare producer's (this process's) CPU seconds per million events.
+    pub bare_producer_cpu_s_per_million: Option<f64>,
     /// Bare consumer, events/s.
     pub bare_consumer_per_s: f64,
+    /// Bare consumer plus decoding plus `COPY` in batches, events/s.
+    pub bare_drain_per_s: f64,
+    /// Its CPU seconds per million events (client side, as the leader's).
+    pub bare_drain_cpu_s_per_million: Option<f64>,
+    /// The bare pipeline, producer and consumer at once, events/s.
+    pub bare_pipeline_per_s: f64,
+    /// Gateway to PostgreSQL at saturation, with CPU per event.
+    pub saturated: end_to_end::SaturatedRun,
     /// The node's reader plus decoding, events/s.
     pub read_path_per_s: f64,
     /// Leader draining into PostgreSQL and the `COPY` bound; memory.
@@ -120,9 +137,15 @@ impl BenchReport {
                 0.9,
             ),
             (
-                "end to end (gateway -> postgresql)",
+                "end to end, saturated",
+                self.saturated.events_per_s,
+                self.bare_pipeline_per_s,
+                0.7,
+            ),
+            (
+                "end to end, highest steady rate",
                 steady_rate,
-                self.bare_producer_per_s,
+                self.bare_pipeline_per_s,
                 0.7,
             ),
         ] {
@@ -136,8 +159,48 @@ impl BenchReport {
             ));
         }
         text.push_str(
-            "baselines: COPY of the same rows; bare rdkafka consumer; bare idempotent producer\n",
+            "baselines: COPY of the same rows; bare rdkafka consumer; bare producer -> consumer -> COPY\n",
         );
+        text.push_str(&format!(
+            "{:<34} {:>12} {:>14} {:>7} {:>6}\n",
+            "CPU s per million events", "ours", "baseline", "ratio", "goal"
+        ));
+        let cpu_ratio = |ours: Option<f64>, baseline: Option<f64>| match (ours, baseline) {
+            (Some(ours), Some(baseline)) if baseline > 0.0 => format!("{:.2}", ours / baseline),
+            _ => "n/a".to_owned(),
+        };
+        let seconds =
+            |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"));
+        for (name, ours, baseline) in [
+            (
+                "gateway (saturated) / bare producer",
+                self.saturated.gateway_cpu_s_per_million,
+                self.bare_producer_cpu_s_per_million,
+            ),
+            (
+                "leader (saturated) / bare drain",
+                self.saturated.leader_cpu_s_per_million,
+                self.bare_drain_cpu_s_per_million,
+            ),
+            (
+                "leader (draining) / bare drain",
+                self.sink.leader_cpu_s_per_million,
+                self.bare_drain_cpu_s_per_million,
+            ),
+        ] {
+            text.push_str(&format!(
+                "{:<34} {:>12} {:>14} {:>7} {:>6}\n",
+                name,
+                seconds(ours),
+                seconds(baseline),
+                cpu_ratio(ours, baseline),
+                "<=2"
+            ));
+        }
+        text.push_str(&format!(
+            "bare drain alone (consumer -> COPY): {:.0}/s; saturated run: {} events\n",
+            self.bare_drain_per_s, self.saturated.events
+        ));
         for step in &self.end_to_end {
             text.push_str(&format!(
                 "  offered {:>6}/s: acked {:>8.0}/s, drained {:>5} ms after, latency p50 {:>6.1} ms p99 {:>7.1} ms, {}\n",
@@ -181,9 +244,12 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     };
     let partitions = ensure_topic(&kafka).await?.partitions;
     tracing::info!(events = plan.events, topic = %kafka.topic, "filling the topic with a bare producer");
+    let cpu_before = process_cpu::own_cpu_seconds();
     let produced = bare_clients::produce(&kafka, &kafka.topic, plan.events).await?;
-    let per_s = |elapsed: Duration| plan.events as f64 / elapsed.as_secs_f64().max(1e-3);
-    let bare_producer_per_s = per_s(produced);
+    let bare_producer_cpu_s_per_million =
+        process_cpu::per_million(cpu_before, process_cpu::own_cpu_seconds(), plan.events);
+    let per_s = |events: u64, elapsed: Duration| events as f64 / elapsed.as_secs_f64().max(1e-3);
+    let bare_producer_per_s = per_s(plan.events, produced);
     tracing::info!(bare_producer_per_s, "reading it back with a bare consumer");
     let consumer_kafka = kafka.clone();
     let consumer_partitions = partitions.clone();
@@ -198,6 +264,20 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     })
     .await
     .map_err(|error| BenchError::Failed(error.to_string()))??;
+    let batching = bare_pipeline::Batching {
+        max_rows: config.node.batch_max_events,
+        linger: Duration::from_millis(config.node.batch_linger_ms),
+    };
+    tracing::info!("draining it into postgresql with a bare consumer and COPY");
+    let cpu_before = process_cpu::own_cpu_seconds();
+    let bare_drained =
+        bare_pipeline::drain(&kafka, &postgres, &partitions, plan.events, batching).await?;
+    let bare_drain_cpu_s_per_million =
+        process_cpu::per_million(cpu_before, process_cpu::own_cpu_seconds(), plan.events);
+    // The leader stores the same message ids from this topic below.
+    postgres
+        .execute("DELETE FROM log_events WHERE topic = $1", &[&kafka.topic])
+        .await?;
     tracing::info!("reading it with the node's reader");
     let read = read_path::read_and_decode(config, &kafka.topic, &partitions, plan.events).await?;
     tracing::info!("draining it into postgresql with a leader");
@@ -212,10 +292,35 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     postgres
         .execute("DELETE FROM log_events WHERE topic = $1", &[&kafka.topic])
         .await?;
-    tracing::info!("end to end at rising rates");
-    let end_to_end = {
+    tracing::info!(
+        events = plan.pipeline_events,
+        "the bare pipeline, all at once"
+    );
+    let pipeline_kafka = KafkaConfig {
+        topic: format!("bench-pipeline-{id}"),
+        ..config.kafka.clone()
+    };
+    let pipeline_partitions = ensure_topic(&pipeline_kafka).await?.partitions;
+    let bare_pipeline_elapsed = bare_pipeline::produce_and_drain(
+        &pipeline_kafka,
+        &postgres,
+        &pipeline_partitions,
+        plan.pipeline_events,
+        batching,
+    )
+    .await?;
+    postgres
+        .execute(
+            "DELETE FROM log_events WHERE topic = $1",
+            &[&pipeline_kafka.topic],
+        )
+        .await?;
+    tracing::info!("end to end: saturated, then at rising rates");
+    let (saturated, end_to_end) = {
         let cluster = LocalCluster::start(2, &plan.out.join("logs-end-to-end")).await?;
-        end_to_end::find_steady_rate(&cluster, &postgres, 1_000, plan.step, 7).await?
+        let saturated = end_to_end::saturate(&cluster, &postgres, plan.pipeline_events).await?;
+        let steps = end_to_end::find_steady_rate(&cluster, &postgres, 1_000, plan.step, 7).await?;
+        (saturated, steps)
     };
     tracing::info!("a plain consumer group's takeover");
     let group_kafka = KafkaConfig {
@@ -228,8 +333,13 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     let report = BenchReport {
         events: plan.events,
         bare_producer_per_s,
-        bare_consumer_per_s: per_s(consumed),
-        read_path_per_s: per_s(read),
+        bare_producer_cpu_s_per_million,
+        bare_consumer_per_s: per_s(plan.events, consumed),
+        bare_drain_per_s: per_s(plan.events, bare_drained),
+        bare_drain_cpu_s_per_million,
+        bare_pipeline_per_s: per_s(plan.pipeline_events, bare_pipeline_elapsed),
+        saturated,
+        read_path_per_s: per_s(plan.events, read),
         sink,
         end_to_end,
         consumer_group,

@@ -16,6 +16,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::bench::bare_clients::bench_event;
+use crate::bench::bare_pipeline::{copy_row, COPY_COLUMNS};
+use crate::bench::process_cpu;
 use crate::bench::{stored_events, BenchError};
 use crate::circuit_breaker::DependencyBreaker;
 use crate::config::Config;
@@ -43,6 +45,9 @@ pub struct SinkResult {
     pub leader_peak_rss_kib: Option<u64>,
     /// A standby's RSS meanwhile, KiB.
     pub standby_rss_kib: Option<u64>,
+    /// The leader's CPU seconds per million events drained (counted from
+    /// the moment it was seen leading, over the events stored since).
+    pub leader_cpu_s_per_million: Option<f64>,
 }
 
 /// Waits for the cluster's leader to drain `events` records of its topic,
@@ -55,11 +60,16 @@ pub async fn drain_vs_copy(
     partitions: i32,
 ) -> Result<SinkResult, BenchError> {
     let (leader, _) = cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let leader_process = cluster.nodes[leader]
+        .as_ref()
+        .ok_or_else(|| BenchError::Failed("the leader is gone".into()))?;
+    let cpu_before = process_cpu::cpu_seconds(leader_process.pid());
+    let stored_before = stored_events(postgres, &cluster.topic).await?;
     let standby = (0..cluster.nodes.len()).find(|slot| *slot != leader);
     let mut leader_peak_rss_kib = None;
     let mut standby_rss_kib = None;
     let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
+    let cpu_after = loop {
         let stored = stored_events(postgres, &cluster.topic).await?;
         let rss = cluster.nodes[leader]
             .as_ref()
@@ -70,7 +80,7 @@ pub async fn drain_vs_copy(
             .and_then(|node| node.rss_kib())
             .or(standby_rss_kib);
         if u64::try_from(stored).unwrap_or(0) >= events {
-            break;
+            break process_cpu::cpu_seconds(leader_process.pid());
         }
         if Instant::now() > deadline {
             return Err(BenchError::Failed(format!(
@@ -78,7 +88,7 @@ pub async fn drain_vs_copy(
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
     let row = postgres
         .query_one(
             "SELECT MIN(stored_at), MAX(stored_at), COUNT(*) FROM log_events WHERE topic = $1",
@@ -92,6 +102,7 @@ pub async fn drain_vs_copy(
             "{rows} rows stored for {events} events"
         )));
     }
+    let drained_since = u64::try_from(rows - stored_before).unwrap_or(0);
     let sink_seconds = (last - first).num_microseconds().unwrap_or(1) as f64 / 1e6;
     let copy_topic = format!("{}-copy", cluster.topic);
     let copy_elapsed = copy_rows(postgres, &copy_topic, events, partitions).await?;
@@ -109,6 +120,7 @@ pub async fn drain_vs_copy(
         store_alone_events_per_s: events as f64 / alone_elapsed.as_secs_f64().max(1e-3),
         leader_peak_rss_kib,
         standby_rss_kib,
+        leader_cpu_s_per_million: process_cpu::per_million(cpu_before, cpu_after, drained_since),
     })
 }
 
@@ -179,18 +191,12 @@ async fn copy_rows(
     let mut chunks = Vec::new();
     let mut chunk = String::new();
     for n in 0..events {
-        let event = bench_event(n);
-        chunk.push_str(&format!(
-            "{},{},\"{}\",{},{},{},{{}},{},{},{},1,bench-copy\n",
-            event.message_id,
-            event.level,
-            event.message,
-            event.source,
-            event.timestamp.to_rfc3339(),
-            event.received_at.to_rfc3339(),
+        chunk.push_str(&copy_row(
+            &bench_event(n),
             topic,
-            n % partitions,
-            n / partitions,
+            i32::try_from(n % partitions).unwrap_or(0),
+            i64::try_from(n / partitions).unwrap_or(i64::MAX),
+            "bench-copy",
         ));
         if (n + 1) % COPY_CHUNK_ROWS == 0 {
             chunks.push(std::mem::take(&mut chunk));
@@ -200,13 +206,7 @@ async fn copy_rows(
         chunks.push(chunk);
     }
     let started = Instant::now();
-    let sink = postgres
-        .copy_in(
-            "COPY log_events (message_id, level, message, source, event_timestamp, received_at, \
-             attributes, topic, kafka_partition, kafka_offset, epoch, processed_by) \
-             FROM STDIN (FORMAT csv)",
-        )
-        .await?;
+    let sink = postgres.copy_in(COPY_COLUMNS).await?;
     futures::pin_mut!(sink);
     for chunk in chunks {
         sink.send(Cursor::new(chunk.into_bytes())).await?;
