@@ -19,7 +19,7 @@ use crate::actors::node_coordinator::{NodeActors, NodeCoordinator, NodeIdentity,
 use crate::actors::sink::SinkActor;
 use crate::actors::state_snapshot::StateSnapshotActor;
 use crate::circuit_breaker::DependencyBreaker;
-use crate::config::Config;
+use crate::config::{Config, PostgresConfig};
 use crate::kafka::partition_reader::PartitionReader;
 use crate::leader_presence;
 use crate::log_event::EventLimits;
@@ -69,6 +69,9 @@ pub enum NodeError {
     Server(#[from] std::io::Error),
 }
 
+/// Connections kept for `GET /api/failover/history`, apart from the sink's.
+const HISTORY_POOL_SIZE: u32 = 2;
+
 /// Runs a node until SIGTERM or Ctrl+C.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     let instance_id = if config.node.instance_id.is_empty() {
@@ -96,16 +99,38 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let http_url =
         base_url(&config.node.advertised_url).unwrap_or_else(|| advertised_url(http_addr));
 
+    // History reads get a pool and a breaker of their own: no number of
+    // readers can hold the sink's connections or open the sink's breaker.
+    let history_pool = build_pool(
+        &PostgresConfig {
+            pool_size: HISTORY_POOL_SIZE,
+            ..config.postgres.clone()
+        },
+        postgres_tls.clone(),
+        config.leadership_loss_bound(),
+    );
     let pool = build_pool(
         &config.postgres,
         postgres_tls,
         config.leadership_loss_bound(),
     );
     let postgres_breaker = DependencyBreaker::new("postgres", &config.circuit_breaker);
+    let history_breaker = DependencyBreaker::new("postgres_history", &config.circuit_breaker);
     let redis_breaker = DependencyBreaker::new("redis", &config.circuit_breaker);
     breaker_metrics::register(
         &registry,
-        &[postgres_breaker.clone(), redis_breaker.clone()],
+        &[
+            postgres_breaker.clone(),
+            history_breaker.clone(),
+            redis_breaker.clone(),
+        ],
+    );
+    let history = SinkStore::new(
+        history_pool,
+        history_breaker,
+        &config.cluster,
+        &config.kafka.topic,
+        &instance_id,
     );
     let store = SinkStore::new(
         pool,
@@ -197,7 +222,8 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     let state = web::Data::new(NodeState {
         coordinator: coordinator.clone(),
         redis_breaker,
-        store,
+        sink_breaker: store.breaker().clone(),
+        history,
         admin_token: config.node.admin_token.clone(),
     });
     let metrics_on_main = config.node.metrics_bind.is_empty();

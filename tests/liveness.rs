@@ -823,3 +823,56 @@ async fn a_forged_state_snapshot_is_not_believed_by_the_next_leader() {
         "injected state re-saved: {saved}"
     );
 }
+
+/// `GET /api/failover/history` readers held up inside PostgreSQL (here by a
+/// lock on the table they read) must not take the sink's connections or open
+/// its breaker: events keep being stored while they wait.
+#[tokio::test]
+async fn history_readers_blocked_in_postgresql_never_starve_the_sink() {
+    let _serial = serial().await;
+    let cluster = TestCluster::start("history-readers", 1).await;
+    let (leader, _) = cluster.wait_for_leader(None).await;
+    let mut locker = pg().await;
+    let lock = locker.transaction().await.expect("begin");
+    lock.batch_execute("LOCK TABLE failover_events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock the history");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let url = cluster.node(leader).url("/api/failover/history");
+    let readers: Vec<_> = (0..16)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { http.get(url).send().await.map(|answer| answer.status()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = cluster.publish(&format!("while readers wait {i}")).await;
+        ids.push(id.expect("acknowledged"));
+    }
+    // Blocked readers hold their connections until the 10 s statement
+    // timeout; with a shared pool the events wait that long (measured: 9 s).
+    eventually(
+        Duration::from_secs(5),
+        "every event stored while the history readers wait",
+        || async { (accounted_for(&cluster.topic, &ids).await == ids.len()).then_some(()) },
+    )
+    .await;
+    let status = cluster.status(leader).await.expect("status");
+    assert_eq!(
+        status["dependencies"]["postgres"]["circuit"], "closed",
+        "{status}"
+    );
+    lock.rollback().await.expect("unlock");
+    for reader in readers {
+        let answer = reader.await.expect("reader task").expect("an answer");
+        assert!(
+            answer.is_success() || answer == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            "{answer}"
+        );
+    }
+}

@@ -18,8 +18,10 @@ use crate::web::{openapi, presence_stream};
 pub struct NodeState {
     /// The node's coordinator.
     pub coordinator: Addr<NodeCoordinator>,
-    /// Reader of the failover history (and its PostgreSQL breaker).
-    pub store: SinkStore,
+    /// The breaker in front of the sink's PostgreSQL connections.
+    pub sink_breaker: DependencyBreaker,
+    /// Reader of the failover history, on a pool and breaker of its own.
+    pub history: SinkStore,
     /// The breaker in front of Redis.
     pub redis_breaker: DependencyBreaker,
     /// What admin endpoints require as a bearer token (empty: disabled).
@@ -47,7 +49,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     get,
     path = "/api/failover/status",
     tag = "node",
-    responses((status = 200, description = "The seed's isLeader, role, epoch, leader, heartbeat age, consumption state, last failover, and each dependency (ZooKeeper session, PostgreSQL and Redis circuit breakers)", body = Object))
+    responses((status = 200, description = "The seed's isLeader, role, epoch, leader, heartbeat age, consumption state, last failover, and each dependency (ZooKeeper session; circuit breakers of the sink's PostgreSQL pool, of the history reads' own pool, and of Redis)", body = Object))
 )]
 pub async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     let status = state
@@ -57,7 +59,8 @@ pub async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiErro
         .map_err(|error| ApiError::Internal(error.to_string()))?;
     let dependencies = json!({
         "zookeeper": {"connected": status.zookeeper_connected},
-        "postgres": breaker_view(state.store.breaker()),
+        "postgres": breaker_view(&state.sink_breaker),
+        "postgresHistory": breaker_view(state.history.breaker()),
         "redis": breaker_view(&state.redis_breaker),
     });
     let mut body =
@@ -101,12 +104,16 @@ pub async fn history(
             "limit must be between 1 and 1000".to_owned(),
         ));
     }
-    let records = state.store.failover_history(limit).await.map_err(|error| {
-        // PostgreSQL's own words stay in the log: they name tables,
-        // roles and hosts that a client has no business seeing.
-        tracing::warn!(%error, "could not read the failover history");
-        ApiError::DependencyUnavailable("the failover history cannot be read now".to_owned())
-    })?;
+    let records = state
+        .history
+        .failover_history(limit)
+        .await
+        .map_err(|error| {
+            // PostgreSQL's own words stay in the log: they name tables,
+            // roles and hosts that a client has no business seeing.
+            tracing::warn!(%error, "could not read the failover history");
+            ApiError::DependencyUnavailable("the failover history cannot be read now".to_owned())
+        })?;
     Ok(HttpResponse::Ok().json(records))
 }
 
