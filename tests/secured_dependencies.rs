@@ -176,7 +176,16 @@ async fn kafka_client_properties_reach_librdkafka() {
     );
     let gateway = UnderstudyProcess::start("gateway-sasl", &["gateway"], &env);
     let http = http_client();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Unready for the reason under test: librdkafka tried the SASL handshake.
+    eventually(
+        Duration::from_secs(30),
+        "a SASL handshake attempt in the gateway's log",
+        || async {
+            let log = std::fs::read_to_string(&gateway.log_path).ok()?;
+            log.contains("SASL PLAIN mechanism handshake").then_some(())
+        },
+    )
+    .await;
     let ready = http
         .get(gateway.url("/readyz"))
         .send()
@@ -310,11 +319,17 @@ async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
     ]);
     let doubting = UnderstudyProcess::start("pg-tls-stranger", &["node"], &env);
     let http = http_client();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(
+        Duration::from_secs(30),
+        "the node to refuse PostgreSQL's certificate",
+        || async {
+            let log = std::fs::read_to_string(&doubting.log_path).ok()?;
+            log.contains("UnknownIssuer").then_some(())
+        },
+    )
+    .await;
     let status = common::get_json(&http, &doubting.url("/api/failover/status")).await;
     assert_eq!(status["isLeader"], false, "{status}");
-    let log = std::fs::read_to_string(&doubting.log_path).expect("log");
-    assert!(log.contains("UnknownIssuer"), "{log}");
     drop(doubting);
 
     let cluster = TestCluster::start_with(
@@ -348,13 +363,44 @@ async fn publish_and_verify(cluster: &TestCluster, label: &str) {
     cluster.verify_exactly_once(&acked).await;
 }
 
+/// Puts a recording `redis-cli`, `psql` and `runuser` first on a `PATH`:
+/// each appends its command line to `argv.log` in `dir`, then runs the real
+/// one. Returns the `PATH` to use.
+fn record_command_lines(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("argv.log");
+    for tool in ["redis-cli", "psql", "runuser"] {
+        let shim = dir.join(tool);
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\necho \"$(basename \"$0\") $*\" >>'{}'\nPATH=${{PATH#'{}:'}} exec {tool} \"$@\"\n",
+                log.display(),
+                dir.display()
+            ),
+        )
+        .expect("write shim");
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Runs `scripts/infra up --secure` and returns the node environment it
 /// wrote (without the admin token, which test clusters set themselves).
+/// Also checks the secrets stayed private: the file is readable by its owner
+/// only, and no secret appeared on a command line, where `ps` shows it.
 fn secure_setup() -> HashMap<String, String> {
+    use std::os::unix::fs::PermissionsExt;
     let root = env!("CARGO_MANIFEST_DIR");
+    let recorder = tempfile::tempdir().expect("tempdir");
     let setup = Command::new("bash")
         .args(["scripts/infra", "up", "--secure"])
         .current_dir(root)
+        .env("PATH", record_command_lines(recorder.path()))
         .output()
         .expect("scripts/infra up --secure");
     assert!(
@@ -362,7 +408,24 @@ fn secure_setup() -> HashMap<String, String> {
         "{}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let written = std::fs::read_to_string(format!("{root}/.infra/secure.env")).expect("secure.env");
+    let path = format!("{root}/.infra/secure.env");
+    let written = std::fs::read_to_string(&path).expect("secure.env");
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "secure.env is private, mode {mode:o}");
+    let command_lines =
+        std::fs::read_to_string(recorder.path().join("argv.log")).expect("recorded commands");
+    assert!(command_lines.contains("redis-cli") && command_lines.contains("psql"));
+    for secret in written
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .flat_map(|(_, value)| value.split([':', '@', '/']))
+        .filter(|part| part.len() >= 32)
+    {
+        assert!(
+            !command_lines.contains(secret),
+            "a secret was passed on a command line:\n{command_lines}"
+        );
+    }
     let env: HashMap<String, String> = written
         .lines()
         .filter_map(|line| line.split_once('='))
