@@ -41,7 +41,7 @@ async fn short_drills_of_sigkill_sigterm_and_sigstop_lose_and_duplicate_nothing(
 }
 
 #[tokio::test]
-async fn a_leader_cut_off_from_zookeeper_or_from_everything_is_replaced_and_fenced() {
+async fn a_leader_cut_off_from_zookeeper_or_from_everything_is_replaced_with_no_stale_commit() {
     let _serial = serial().await;
     for scenario in ["zookeeper-cut", "partition"] {
         let report = drill(scenario, 2, &[], &[]);

@@ -199,7 +199,7 @@ async fn sigterm_of_the_leader_hands_over_exits_cleanly_and_loses_nothing() {
 }
 
 #[tokio::test]
-async fn a_paused_leader_is_fenced_and_rejoins_as_standby() {
+async fn a_paused_leader_commits_nothing_after_its_successor_and_rejoins_as_standby() {
     let _serial = serial().await;
     let cluster = TestCluster::start("sigstop", 3).await;
     let load = cluster.start_load(LOAD_RATE);
@@ -236,6 +236,66 @@ async fn a_paused_leader_is_fenced_and_rejoins_as_standby() {
         "the paused leader committed after its successor started"
     );
     assert_eq!(cluster.leaders().await.len(), 1);
+}
+
+/// What a successor's takeover does to a leader that still believes it
+/// leads, done directly in PostgreSQL: the fence is raised above its epoch.
+/// Its next commit must be refused by the database, counted, and end its
+/// leadership; nothing of its epoch is stored after the raise, and a leader
+/// of a newer epoch stores everything acknowledged.
+#[tokio::test]
+async fn a_commit_under_a_raised_fence_is_refused_counted_and_ends_that_leadership() {
+    let _serial = serial().await;
+    let cluster = TestCluster::start("fence", 2).await;
+    let load = cluster.start_load(LOAD_RATE);
+    let_load_run(&load, 20).await;
+    let (leader, epoch) = cluster.wait_for_leader(None).await;
+    let client = pg().await;
+    let raised_at: chrono::DateTime<chrono::Utc> = client
+        .query_one(
+            "UPDATE leader_fence SET epoch = $2, holder = 'a test posing as a successor', \
+             updated_at = now() WHERE cluster = $1 RETURNING updated_at",
+            &[&cluster.name, &(epoch + 1)],
+        )
+        .await
+        .expect("raise the fence")
+        .get(0);
+    let http = common::http_client();
+    let metrics_url = cluster.node(leader).url("/metrics");
+    eventually(
+        Duration::from_secs(30),
+        "the leader's commit to be refused and counted",
+        || async {
+            let text = http
+                .get(&metrics_url)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (common::sample(&text, "fenced_commits_total")? >= 1.0).then_some(())
+        },
+    )
+    .await;
+    let (_, successor_epoch) = cluster.wait_for_leader(Some(epoch)).await;
+    assert!(successor_epoch > epoch);
+    let late: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND epoch <= $2 AND stored_at > $3",
+            &[&cluster.topic, &epoch, &raised_at],
+        )
+        .await
+        .expect("late rows")
+        .get(0);
+    assert_eq!(
+        late, 0,
+        "rows of epoch {epoch} committed after the fence rose"
+    );
+    let before = load.acked_count();
+    let_load_run(&load, before + 30).await;
+    let acked = load.finish().await.acked;
+    cluster.verify_exactly_once(&acked).await;
 }
 
 #[tokio::test]
@@ -319,6 +379,25 @@ async fn restarted_nodes_resume_from_stored_offsets_without_reinserting() {
     cluster.restart_node(1);
     cluster.wait_for_leader(None).await;
     cluster.verify_exactly_once(&acked).await;
+    // Re-inserts are no-ops in the table, so count what the restarted nodes
+    // sent to it: the records of their committed batches, summed.
+    let http = common::http_client();
+    let mut attempted = 0.0;
+    for slot in 0..2 {
+        let text = http
+            .get(cluster.node(slot).url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        attempted += common::sample(&text, "sink_batch_size_sum").unwrap_or(0.0);
+    }
+    assert_eq!(
+        attempted, 20.0,
+        "the restarted nodes committed only the 20 events published while they were down"
+    );
     let kept: Vec<(uuid::Uuid, i64)> = client
         .query(
             "SELECT message_id, epoch FROM log_events WHERE topic = $1 AND message_id = ANY($2) ORDER BY message_id",

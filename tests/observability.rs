@@ -10,18 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::cluster::{serial, TestCluster};
-use common::{eventually, free_port, http_client};
+use common::{eventually, free_port, http_client, sample};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The value of the first sample whose name and labels start with `series`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with([' ', '{', ',']))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
 
 async fn scrape(http: &reqwest::Client, url: &str) -> String {
     http.get(url)

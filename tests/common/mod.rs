@@ -127,6 +127,16 @@ pub fn gateway_env(topic: &str, kafka: &str) -> HashMap<String, String> {
 
 /// An HTTP client that never reuses an idle connection: a server may close one
 /// at its keep-alive timeout just as the client sends on it.
+/// The value of the first Prometheus sample in `text` whose name and labels
+/// start with `series`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with([' ', '{', ',']))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
