@@ -6,8 +6,11 @@
 # privileges below open to the sink role as they appear.
 set -euo pipefail
 : "${POSTGRES_USER:?}" "${POSTGRES_DB:?}" "${UNDERSTUDY_SINK_PASSWORD:?}"
+# The password is read from the environment inside psql (\getenv), never
+# passed as an argument, where ps would show it.
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-    -v sink_password="$UNDERSTUDY_SINK_PASSWORD" -v owner="$POSTGRES_USER" <<'SQL'
+    -v owner="$POSTGRES_USER" <<'SQL'
+\getenv sink_password UNDERSTUDY_SINK_PASSWORD
 SELECT format('CREATE ROLE understudy_sink LOGIN PASSWORD %L', :'sink_password')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'understudy_sink') \gexec
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public

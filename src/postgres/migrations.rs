@@ -20,16 +20,23 @@ use crate::postgres::tls;
 /// Every migration under `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// Default privileges that open every new table to a working role (the sink)
-/// open diesel's bookkeeping table too; only the schema owner may write it, so
-/// no node can mark a migration applied. Every other role keeps what it had
-/// to read it (a node checks the schema is current).
-const BOOKKEEPING_READ_ONLY: &str = "DO $$ DECLARE grantee text; BEGIN \
-    FOR grantee IN SELECT DISTINCT g.grantee FROM information_schema.role_table_grants g \
-        WHERE g.table_name = '__diesel_schema_migrations' AND g.grantee NOT IN (current_user, 'PUBLIC') \
-          AND g.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') \
+/// Default privileges open every new table to a working role (the sink) with
+/// `SELECT, INSERT, UPDATE`, because it moves `consumer_offsets` and
+/// `leader_fence`. Every other table is taken back to what a working role
+/// needs: diesel's bookkeeping read-only (a node checks the schema is current;
+/// only the owner marks a migration applied), and the stored rows append-only
+/// (the sink inserts with `ON CONFLICT DO NOTHING`), so a stolen sink password
+/// can add rows but not rewrite or remove the ones stored.
+const PRIVILEGES_TAKEN_BACK: &str = "DO $$ DECLARE granted record; BEGIN \
+    FOR granted IN SELECT DISTINCT g.grantee, g.table_name, g.privilege_type \
+        FROM information_schema.role_table_grants g \
+        WHERE g.table_schema = current_schema() AND g.grantee NOT IN (current_user, 'PUBLIC') \
+          AND ((g.table_name = '__diesel_schema_migrations' \
+                AND g.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) \
+            OR (g.table_name IN ('log_events', 'dead_letters', 'failover_events') \
+                AND g.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE'))) \
     LOOP \
-        EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON __diesel_schema_migrations FROM %I', grantee); \
+        EXECUTE format('REVOKE %s ON %I FROM %I', granted.privilege_type, granted.table_name, granted.grantee); \
     END LOOP; END $$";
 
 /// Advisory-lock key serialising migrations across processes ("undrstdy" in ASCII).
@@ -161,7 +168,7 @@ fn migrate_blocking(
             .map(|versions| names(&versions))
             .and_then(|versions| {
                 diesel::RunQueryDsl::execute(
-                    diesel::sql_query(BOOKKEEPING_READ_ONLY),
+                    diesel::sql_query(PRIVILEGES_TAKEN_BACK),
                     &mut connection,
                 )?;
                 Ok(versions)
