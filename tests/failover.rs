@@ -253,8 +253,10 @@ async fn a_commit_under_a_raised_fence_is_refused_counted_and_ends_that_leadersh
     let client = pg().await;
     let raised_at: chrono::DateTime<chrono::Utc> = client
         .query_one(
+            // clock_timestamp(), not now(): taken once the row lock is held,
+            // after any commit that held it (and stamped its rows) ended.
             "UPDATE leader_fence SET epoch = $2, holder = 'a test posing as a successor', \
-             updated_at = now() WHERE cluster = $1 RETURNING updated_at",
+             updated_at = clock_timestamp() WHERE cluster = $1 RETURNING updated_at",
             &[&cluster.name, &(epoch + 1)],
         )
         .await

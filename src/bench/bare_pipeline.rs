@@ -43,12 +43,16 @@ pub async fn produce_and_drain(
     batching: Batching,
 ) -> Result<Duration, BenchError> {
     let started = Instant::now();
-    let (produced, drained) = tokio::join!(
-        bare_clients::produce(kafka, &kafka.topic, count),
-        drain(kafka, postgres, partitions, count, batching),
-    );
-    produced?;
-    drained?;
+    // A task of its own: the producer's send loop rarely yields, and must
+    // not hold up the COPY side on the same task.
+    let producer_kafka = kafka.clone();
+    let producer = tokio::spawn(async move {
+        bare_clients::produce(&producer_kafka, &producer_kafka.topic, count).await
+    });
+    drain(kafka, postgres, partitions, count, batching).await?;
+    producer
+        .await
+        .map_err(|error| BenchError::Failed(error.to_string()))??;
     Ok(started.elapsed())
 }
 

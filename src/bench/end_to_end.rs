@@ -35,6 +35,8 @@ const SATURATING_RATE: u32 = 1_000_000;
 pub struct SaturatedRun {
     /// Events acknowledged, and then stored.
     pub events: u64,
+    /// Events refused (429, 503, …).
+    pub refused: u64,
     /// Those events per second, first request to last row stored.
     pub events_per_s: f64,
     /// The gateway's CPU seconds per million events.
@@ -72,6 +74,14 @@ pub async fn saturate(
         Some(count),
     )
     .await;
+    if !outcome.unknown.is_empty() {
+        // Their records may or may not be in the topic: the stored count
+        // could then be reached before every acknowledged event is stored.
+        return Err(BenchError::Failed(format!(
+            "{} events of the saturated run have an unknown outcome",
+            outcome.unknown.len()
+        )));
+    }
     let acked = u64::try_from(outcome.acked.len()).unwrap_or(u64::MAX);
     let expected = stored_before.saturating_add(i64::try_from(acked).unwrap_or(i64::MAX));
     while stored_events(postgres, &cluster.topic).await? < expected {
@@ -94,6 +104,7 @@ pub async fn saturate(
     }
     let result = SaturatedRun {
         events: acked,
+        refused: outcome.refusals.values().sum(),
         events_per_s: acked as f64 / elapsed.as_secs_f64().max(1e-3),
         gateway_cpu_s_per_million: process_cpu::per_million(cpu_before.0, cpu_after.0, acked),
         leader_cpu_s_per_million: process_cpu::per_million(cpu_before.1, cpu_after.1, acked),

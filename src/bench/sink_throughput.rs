@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::bench::bare_clients::bench_event;
 use crate::bench::bare_pipeline::{copy_row, COPY_COLUMNS};
 use crate::bench::process_cpu;
-use crate::bench::{stored_events, BenchError};
+use crate::bench::{forget_topic, stored_events, BenchError};
 use crate::circuit_breaker::DependencyBreaker;
 use crate::config::Config;
 use crate::drill::local_cluster::LocalCluster;
@@ -109,9 +109,7 @@ pub async fn drain_vs_copy(
     let alone_topic = format!("{}-alone", cluster.topic);
     let alone_elapsed = commit_alone(config, &alone_topic, events, partitions).await?;
     for topic in [&copy_topic, &alone_topic] {
-        postgres
-            .execute("DELETE FROM log_events WHERE topic = $1", &[topic])
-            .await?;
+        forget_topic(postgres, topic).await?;
     }
     Ok(SinkResult {
         events,
