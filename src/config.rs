@@ -217,6 +217,12 @@ pub struct KafkaConfig {
     /// How long the gateway's producer waits to fill a batch (`linger.ms`):
     /// lower is less latency, higher is fewer wake-ups and requests per event.
     pub linger_ms: u64,
+    /// Produce requests in flight per broker connection
+    /// (`max.in.flight.requests.per.connection`, 1..=5 with idempotence). 1:
+    /// with more, librdkafka's broker thread spins while a request is out
+    /// (measured here: 65–83 CPU seconds per million events at 5, 18 at 1,
+    /// at the same throughput).
+    pub max_in_flight: u32,
     /// Upper bound on metadata and admin requests.
     pub request_timeout_ms: u64,
     /// Longest the broker may hold a fetch that has no data yet; bounds how
@@ -452,6 +458,7 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             message_timeout_ms: 5000,
             linger_ms: 5,
+            max_in_flight: 1,
             request_timeout_ms: 3000,
             fetch_wait_max_ms: 10,
             client_properties: std::collections::BTreeMap::new(),
@@ -676,6 +683,12 @@ impl Config {
             return Err(invalid(
                 "node.heartbeat_misses_before_takeover",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=5).contains(&self.kafka.max_in_flight) {
+            return Err(invalid(
+                "kafka.max_in_flight",
+                "must be 1 to 5 (the idempotent producer allows no more)",
             ));
         }
         if self.gateway.max_inflight_body_bytes < self.gateway.max_body_bytes {

@@ -1,6 +1,6 @@
 //! Owns the baselines on the Kafka side: a bare rdkafka producer filling a
-//! topic as fast as the broker takes it (the same idempotent, `acks=all`
-//! settings the gateway uses), and a bare rdkafka consumer reading it back
+//! topic as fast as the broker takes it (the same idempotent, `acks=all`,
+//! linger and in-flight settings the gateway uses), and a bare rdkafka consumer reading it back
 //! with nothing done per record. Every other number is a ratio to these.
 
 use std::time::{Duration, Instant};
@@ -40,7 +40,11 @@ pub async fn produce(kafka: &KafkaConfig, topic: &str, count: u64) -> Result<Dur
     let producer: FutureProducer = client_config(kafka)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", kafka.linger_ms.to_string())
+        .set(
+            "max.in.flight.requests.per.connection",
+            kafka.max_in_flight.to_string(),
+        )
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
     let started = Instant::now();

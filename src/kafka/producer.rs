@@ -112,7 +112,11 @@ impl EventProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
-            .set("linger.ms", kafka.linger_ms.to_string());
+            .set("linger.ms", kafka.linger_ms.to_string())
+            .set(
+                "max.in.flight.requests.per.connection",
+                kafka.max_in_flight.to_string(),
+            );
         let (renewals, requests) = mpsc::channel();
         let producer = settings.create_with_context(BrokerLossWatch {
             renewals: renewals.clone(),
