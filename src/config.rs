@@ -220,8 +220,8 @@ pub struct KafkaConfig {
     /// Produce requests in flight per broker connection
     /// (`max.in.flight.requests.per.connection`, 1..=5 with idempotence). 1:
     /// with more, librdkafka's broker thread spins while a request is out
-    /// (measured here: 65–83 CPU seconds per million events at 5, 18 at 1,
-    /// at the same throughput).
+    /// (measured here: 58–74 CPU seconds per million events at 5, 16–19
+    /// at 1, at the same throughput).
     pub max_in_flight: u32,
     /// Upper bound on metadata and admin requests.
     pub request_timeout_ms: u64,

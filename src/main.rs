@@ -15,12 +15,6 @@ use understudy::postgres::migrations::{self, MigrationStep};
 use understudy::postgres::tls;
 use understudy::telemetry::tracing_setup;
 
-/// mimalloc instead of glibc's malloc: with glibc, allocation was a third of
-/// the gateway's CPU at saturation (`_int_malloc`, `unlink_chunk`,
-/// `malloc_consolidate`: `perf record` over 8 s, BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let role = match cli.command {
