@@ -552,7 +552,16 @@ async fn poison_records_are_dead_lettered_and_processing_continues() {
         "received_at": "2026-01-01T00:00:00Z", "attributes": {}
     })
     .to_string();
+    // Decoding quotes the bad value: a newline and a terminal escape in it
+    // must reach the log escaped, never as a line or a colour of their own.
+    let log_forgery = serde_json::json!({
+        "message_id": uuid::Uuid::now_v7(), "level": "INFO\nforged-line-marker \u{1b}[7m",
+        "message": "m", "source": "raw", "timestamp": "2026-01-01T00:00:00Z",
+        "received_at": "2026-01-01T00:00:00Z", "attributes": {}
+    })
+    .to_string();
     let poison: Vec<Vec<u8>> = vec![
+        log_forgery.into_bytes(),
         b"not json at all".to_vec(),
         vec![0xff, 0xfe, 0x00],
         br#"{"level":"INFO","message":"no id","source":"raw"}"#.to_vec(),
@@ -598,6 +607,17 @@ async fn poison_records_are_dead_lettered_and_processing_continues() {
     assert!(
         reasons.iter().any(|r| r.contains("`message` is")),
         "{reasons:?}"
+    );
+    let log = std::fs::read_to_string(&cluster.node(0).log_path).expect("node log");
+    assert!(
+        log.contains("\\nforged-line-marker \\u{1b}[7m"),
+        "the record was logged, escaped"
+    );
+    assert!(
+        !log.lines()
+            .any(|line| line.starts_with("forged-line-marker"))
+            && !log.contains("\u{1b}[7m"),
+        "a record forged a log line or a terminal escape"
     );
 }
 
