@@ -217,11 +217,12 @@ pub struct KafkaConfig {
     /// How long the gateway's producer waits to fill a batch (`linger.ms`):
     /// lower is less latency, higher is fewer wake-ups and requests per event.
     pub linger_ms: u64,
-    /// Produce requests in flight per broker connection
-    /// (`max.in.flight.requests.per.connection`, 1..=5 with idempotence). 1:
-    /// with more, librdkafka's broker thread spins while a request is out
-    /// (measured here: 58–74 CPU seconds per million events at 5, 16–19
-    /// at 1, at the same throughput).
+    /// Produce requests in flight per broker connection, across its
+    /// partitions (`max.in.flight.requests.per.connection`, 1..=5 with
+    /// idempotence). 1: with more, librdkafka's broker thread spins while a
+    /// request is out (measured against one local broker: 58–74 CPU seconds
+    /// per million events at 5, 16–19 at 1, at the same throughput). A remote
+    /// cluster with several partitions per broker may want up to 5 (README).
     pub max_in_flight: u32,
     /// Upper bound on metadata and admin requests.
     pub request_timeout_ms: u64,
