@@ -3,7 +3,9 @@
 //!
 //! Control characters are written as escapes (`\n`, `\u{1b}`, `\0`), so a
 //! crafted value can neither forge a log line, drive a terminal, nor hold a NUL
-//! that PostgreSQL `text` refuses; the result is cut at a length bound.
+//! that PostgreSQL `text` refuses; so are Unicode line separators and
+//! bidirectional overrides, which can make a line read as another. The result
+//! is cut at a length bound.
 
 /// `text` with every control character escaped, at most `max_chars` characters
 /// of it (an ellipsis marks a cut).
@@ -14,13 +16,24 @@ pub fn escape_untrusted(text: &str, max_chars: usize) -> String {
             escaped.push('…');
             break;
         }
-        if character.is_control() {
+        if character.is_control() || reorders_or_breaks_lines(character) {
             escaped.extend(character.escape_default());
         } else {
             escaped.push(character);
         }
     }
     escaped
+}
+
+/// Characters that are not control characters but still break a line in
+/// some viewers (U+2028, U+2029) or reorder the text around them (the
+/// bidirectional embeddings, overrides and isolates): a log line could be
+/// made to read as something else.
+fn reorders_or_breaks_lines(character: char) -> bool {
+    matches!(
+        character,
+        '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 #[cfg(test)]
@@ -39,6 +52,14 @@ mod tests {
     fn long_text_is_cut_with_a_mark() {
         assert_eq!(escape_untrusted("abcdef", 3), "abc…");
         assert_eq!(escape_untrusted("abc", 3), "abc");
+    }
+
+    #[test]
+    fn line_separators_and_bidirectional_overrides_become_escapes() {
+        assert_eq!(
+            escape_untrusted("a\u{2028}b\u{2029}c\u{202E}d\u{2066}e", 100),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2066}e"
+        );
     }
 
     #[test]
