@@ -262,20 +262,11 @@ async fn a_commit_under_a_raised_fence_is_refused_counted_and_ends_that_leadersh
         .await
         .expect("raise the fence")
         .get(0);
-    let http = common::http_client();
-    let metrics_url = cluster.node(leader).url("/metrics");
     eventually(
         Duration::from_secs(30),
         "the leader's commit to be refused and counted",
         || async {
-            let text = http
-                .get(&metrics_url)
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let text = cluster.metrics(leader).await?;
             (common::sample(&text, "fenced_commits_total")? >= 1.0).then_some(())
         },
     )
@@ -383,17 +374,9 @@ async fn restarted_nodes_resume_from_stored_offsets_without_reinserting() {
     cluster.verify_exactly_once(&acked).await;
     // Re-inserts are no-ops in the table, so count what the restarted nodes
     // sent to it: the records of their committed batches, summed.
-    let http = common::http_client();
     let mut attempted = 0.0;
     for slot in 0..2 {
-        let text = http
-            .get(cluster.node(slot).url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let text = cluster.metrics(slot).await.expect("metrics");
         attempted += common::sample(&text, "sink_batch_size_sum").unwrap_or(0.0);
     }
     assert_eq!(

@@ -87,16 +87,6 @@ async fn replaced_while_paused(cluster: &TestCluster, slot: usize, epoch: i64) -
     successor
 }
 
-/// The Prometheus text of the node in `slot`.
-async fn metrics_of(cluster: &TestCluster, slot: usize) -> String {
-    reqwest::get(cluster.node(slot).url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
 /// Ids among `ids` stored in `log_events` or named by a dead letter of `topic`.
 async fn accounted_for(topic: &str, ids: &[Uuid]) -> usize {
     let client = pg().await;
@@ -535,7 +525,7 @@ async fn a_forged_heartbeat_neither_flaps_leadership_nor_disables_the_rule() {
         (leader, epoch),
         "forgeries moved leadership"
     );
-    let metrics = metrics_of(&cluster, standby).await;
+    let metrics = cluster.metrics(standby).await.expect("metrics");
     assert!(
         !metrics.contains("999999999"),
         "a forged epoch is exported:\n{metrics}"
@@ -574,12 +564,11 @@ async fn lag_and_the_stall_are_exported_while_commits_cannot_land() {
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let url = cluster.node(leader).url("/metrics");
     eventually(
         Duration::from_secs(8),
         "lag and a stall on /metrics",
         || async {
-            let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            let text = cluster.metrics(leader).await?;
             (metric(&text, "consumer_lag_records") >= 20.0
                 && metric(&text, "sink_stalled_seconds") >= 1.0)
                 .then_some(())
@@ -589,7 +578,7 @@ async fn lag_and_the_stall_are_exported_while_commits_cannot_land() {
     lock.rollback().await.expect("unlock");
     cluster.verify_exactly_once(&acked).await;
     eventually(Duration::from_secs(8), "the stall cleared", || async {
-        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        let text = cluster.metrics(leader).await?;
         (metric(&text, "sink_stalled_seconds") == 0.0).then_some(())
     })
     .await;
@@ -751,12 +740,8 @@ async fn batches_of_large_records_stop_growing_at_the_byte_budget() {
         (row.get::<_, i64>(0) == 20).then_some(())
     })
     .await;
-    let metrics = metrics_of(&cluster, leader).await;
-    let batches: f64 = metrics
-        .lines()
-        .find(|line| line.starts_with("sink_batch_size_count"))
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .expect("sink_batch_size_count");
+    let metrics = cluster.metrics(leader).await.expect("metrics");
+    let batches = common::sample(&metrics, "sink_batch_size_count").expect("sink_batch_size_count");
     assert!(
         batches >= 10.0,
         "20 MB of records in {batches} transactions: batches grew past the 2 MB budget"

@@ -177,15 +177,12 @@ async fn kafka_client_properties_reach_librdkafka() {
     let gateway = UnderstudyProcess::start("gateway-sasl", &["gateway"], &env);
     let http = http_client();
     // Unready for the reason under test: librdkafka tried the SASL handshake.
-    eventually(
-        Duration::from_secs(30),
-        "a SASL handshake attempt in the gateway's log",
-        || async {
-            let log = std::fs::read_to_string(&gateway.log_path).ok()?;
-            log.contains("SASL PLAIN mechanism handshake").then_some(())
-        },
-    )
-    .await;
+    gateway
+        .wait_for_log(
+            "SASL PLAIN mechanism handshake",
+            "a SASL handshake attempt in the gateway's log",
+        )
+        .await;
     let ready = http
         .get(gateway.url("/readyz"))
         .send()
@@ -324,15 +321,12 @@ async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
     ]);
     let doubting = UnderstudyProcess::start("pg-tls-stranger", &["node"], &env);
     let http = http_client();
-    eventually(
-        Duration::from_secs(30),
-        "the node to refuse PostgreSQL's certificate",
-        || async {
-            let log = std::fs::read_to_string(&doubting.log_path).ok()?;
-            log.contains("UnknownIssuer").then_some(())
-        },
-    )
-    .await;
+    doubting
+        .wait_for_log(
+            "UnknownIssuer",
+            "the node to refuse PostgreSQL's certificate",
+        )
+        .await;
     let status = common::get_json(&http, &doubting.url("/api/failover/status")).await;
     assert_eq!(status["isLeader"], false, "{status}");
     drop(doubting);

@@ -92,18 +92,18 @@ fn acknowledged(
     }
 }
 
-/// Reads every record of `partitions` of `topic` from the beginning with a
-/// bare consumer until `count` arrived; how long that took.
-pub fn consume(
+/// A bare consumer of a group of its own (named after `group_prefix`),
+/// assigned `partitions` of `topic` from their beginning, committing nothing.
+pub fn consumer_from_beginning(
     kafka: &KafkaConfig,
     topic: &str,
     partitions: &[i32],
-    count: u64,
-) -> Result<Duration, BenchError> {
+    group_prefix: &str,
+) -> Result<BaseConsumer, BenchError> {
     let consumer: BaseConsumer = client_config(kafka)
         .set(
             "group.id",
-            format!("bench-bare-{}", uuid::Uuid::now_v7().simple()),
+            format!("{group_prefix}-{}", uuid::Uuid::now_v7().simple()),
         )
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
@@ -113,6 +113,18 @@ pub fn consume(
         assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// Reads every record of `partitions` of `topic` from the beginning with a
+/// bare consumer until `count` arrived; how long that took.
+pub fn consume(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: &[i32],
+    count: u64,
+) -> Result<Duration, BenchError> {
+    let consumer = consumer_from_beginning(kafka, topic, partitions, "bench-bare")?;
     let started = Instant::now();
     let mut read = 0;
     let deadline = started + Duration::from_secs(600);

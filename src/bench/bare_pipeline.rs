@@ -9,9 +9,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::bench::{bare_clients, BenchError};
@@ -100,19 +98,8 @@ fn read_into_batches(
     batching: Batching,
     batches: &mpsc::Sender<String>,
 ) -> Result<(), BenchError> {
-    let consumer: BaseConsumer = crate::kafka::client_config(kafka)
-        .set(
-            "group.id",
-            format!("bench-pipeline-{}", uuid::Uuid::now_v7().simple()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions {
-        assignment.add_partition_offset(&kafka.topic, *partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    let consumer =
+        bare_clients::consumer_from_beginning(kafka, &kafka.topic, partitions, "bench-pipeline")?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut read = 0_u64;
     let mut batch = String::new();

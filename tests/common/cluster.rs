@@ -126,6 +126,13 @@ impl TestCluster {
         self.nodes[slot].as_ref().expect("node is running")
     }
 
+    /// The Prometheus text of the node in `slot`; `None` if it does not answer.
+    pub async fn metrics(&self, slot: usize) -> Option<String> {
+        let node = self.nodes[slot].as_ref()?;
+        let response = self.http.get(node.url("/metrics")).send().await.ok()?;
+        response.text().await.ok()
+    }
+
     /// `GET /api/failover/status` of the node in `slot`; `None` if it does not answer.
     pub async fn status(&self, slot: usize) -> Option<Value> {
         let node = self.nodes[slot].as_ref()?;

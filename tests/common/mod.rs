@@ -88,6 +88,15 @@ impl UnderstudyProcess {
         }
     }
 
+    /// Waits up to 30 s for `needle` to appear in the process's log.
+    pub async fn wait_for_log(&self, needle: &str, what: &str) {
+        eventually(Duration::from_secs(30), what, || async {
+            let log = std::fs::read_to_string(&self.log_path).ok()?;
+            log.contains(needle).then_some(())
+        })
+        .await;
+    }
+
     /// The process id, for signals.
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid fits i32")
