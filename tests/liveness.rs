@@ -1,8 +1,9 @@
 //! Liveness under hostile data and realistic fault sequences, against real
 //! services and real node processes: nothing a client may send wedges the
 //! sink, a hung leader is replaced after the first failover too, skewed clocks
-//! cause no takeover, `isLeader` never holds on two nodes, and a forged Redis
-//! heartbeat neither flaps leadership nor switches the hung-leader rule off.
+//! cause no takeover, `isLeader` never holds on two nodes, a forged Redis
+//! heartbeat neither flaps leadership nor switches the hung-leader rule off,
+//! and a partition added to the topic is read while the leader runs.
 
 mod common;
 
@@ -15,50 +16,26 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, TestRng, TestRunner};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
+use understudy::drill::clock_skew::ClockSkew;
 use uuid::Uuid;
 
 use common::cluster::{pg, serial, TestCluster};
 use common::{eventually, http_client};
 
-/// Where libfaketime's preload library lives on Debian (`scripts/bootstrap`
-/// installs the `faketime` package). Only the wall clock is shifted
-/// (`FAKETIME_DONT_FAKE_MONOTONIC`): what NTP drift looks like.
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// libfaketime's deadline translation extended to librdkafka's timed waits:
-/// see the C file for why. Built once per test binary with the system's C
-/// compiler (`build-essential`, which `scripts/bootstrap` installs).
-fn cnd_timedwait_shim() -> &'static std::path::Path {
-    static SHIM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    SHIM.get_or_init(|| {
-        let source = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/common/faketime_cnd_timedwait.c"
-        );
-        let library =
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("faketime_cnd_timedwait.so");
-        let built = std::process::Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(&library)
-            .arg(source)
-            .arg("-lpthread")
-            .status()
-            .expect("run cc");
-        assert!(built.success(), "cc could not build {source}");
-        library
+/// The shim and libfaketime, built once per test binary.
+fn clock_skew() -> &'static ClockSkew {
+    static SKEW: std::sync::OnceLock<ClockSkew> = std::sync::OnceLock::new();
+    SKEW.get_or_init(|| {
+        ClockSkew::prepare(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))
+            .expect("libfaketime and the shim (scripts/bootstrap installs both)")
     })
 }
 
-/// Starts a node whose wall clock is off by `skew`.
-fn start_skewed_node(cluster: &TestCluster, skew: &str) -> common::UnderstudyProcess {
+/// Starts a node whose wall clock is off by `skew_seconds`.
+fn start_skewed_node(cluster: &TestCluster, skew_seconds: i64) -> common::UnderstudyProcess {
     let mut env = cluster.node_env();
     env.extend(long_session());
-    env.insert(
-        "LD_PRELOAD".into(),
-        format!("{} {FAKETIME_LIB}", cnd_timedwait_shim().display()),
-    );
-    env.insert("FAKETIME".into(), skew.into());
-    env.insert("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into());
+    env.extend(clock_skew().env(skew_seconds));
     common::UnderstudyProcess::start("skewed-node", &["node"], &env)
 }
 
@@ -389,14 +366,10 @@ async fn a_hung_leader_is_replaced_after_the_first_failover_too() {
 
 #[tokio::test]
 async fn skewed_clocks_cause_no_takeover_and_do_not_hide_a_hung_leader() {
-    assert!(
-        std::path::Path::new(FAKETIME_LIB).exists(),
-        "{FAKETIME_LIB} is missing: scripts/bootstrap installs the faketime package"
-    );
     let _serial = serial().await;
     let mut cluster = TestCluster::start_with("skew", 1, long_session()).await;
     let (leader, epoch) = cluster.wait_for_leader(None).await;
-    for skew in ["+3600s", "-3600s"] {
+    for skew in [3600, -3600] {
         let node = start_skewed_node(&cluster, skew);
         cluster.push_node(node);
     }
@@ -871,4 +844,44 @@ async fn history_readers_blocked_in_postgresql_never_starve_the_sink() {
             "{answer}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_partition_added_while_a_leader_runs_is_read_from_its_beginning() {
+    use understudy::drill::chaos::produce_event_into;
+    use understudy::drill::infra_control::InfraControl;
+
+    let _serial = serial().await;
+    let cluster = TestCluster::start("added-partition", 1).await;
+    let first = cluster.publish("before").await.expect("acked");
+    cluster.verify_exactly_once(&[first]).await;
+    let infra = InfraControl::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra").into());
+    let added = infra
+        .add_partition(&cluster.topic)
+        .expect("a partition added to the running topic");
+    assert_eq!(added, 3, "the topic had the default 3 partitions");
+    let id = produce_event_into(common::KAFKA, &cluster.topic, added, "added")
+        .await
+        .expect("an event written into the added partition");
+    let client = pg().await;
+    // The leader looks for new partitions every 5 s; before it did, an added
+    // partition was read only after the next failover.
+    let stored_in: i32 = eventually(
+        Duration::from_secs(30),
+        "the event in the added partition stored",
+        || async {
+            client
+                .query_opt(
+                    "SELECT kafka_partition FROM log_events WHERE message_id = $1",
+                    &[&id],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|row| row.get(0))
+        },
+    )
+    .await;
+    assert_eq!(stored_in, added);
+    cluster.verify_exactly_once(&[first, id]).await;
 }

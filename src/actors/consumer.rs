@@ -161,11 +161,10 @@ impl ConsumeLoop {
         if !self.assign(&partitions) {
             return;
         }
-        let mut refresh = tokio::time::interval(PARTITION_REFRESH_INTERVAL);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        refresh.reset();
+        let mut refreshed_at = tokio::time::Instant::now();
         while !*self.stop.borrow() {
-            if refresh_due(&mut refresh) && !*self.stop.borrow() {
+            if refreshed_at.elapsed() >= PARTITION_REFRESH_INTERVAL {
+                refreshed_at = tokio::time::Instant::now();
                 match self.settings.reader.partitions().await {
                     Ok(found) if found.iter().any(|p| !partitions.contains(p)) => {
                         tracing::info!(
@@ -186,10 +185,13 @@ impl ConsumeLoop {
                 // with this loop, and they may be the next term's.
                 biased;
                 _ = self.stop.changed() => break,
+                // Bounded wait, so that an idle leader looks for added
+                // partitions too: their records would wait otherwise.
                 records = self.settings.reader.next_batch(
                     self.settings.batch_max_events,
                     self.settings.batch_max_bytes,
                     self.settings.batch_linger,
+                    PARTITION_REFRESH_INTERVAL,
                 ) => records,
             };
             let records = match records {
@@ -208,6 +210,9 @@ impl ConsumeLoop {
                     continue;
                 }
             };
+            if records.is_empty() {
+                continue;
+            }
             if !self.commit(&partitions, records).await {
                 return;
             }
@@ -395,9 +400,4 @@ impl ConsumeLoop {
         }
         (batch, spans)
     }
-}
-
-/// Whether `refresh` has ticked, without waiting for it.
-fn refresh_due(refresh: &mut tokio::time::Interval) -> bool {
-    futures::FutureExt::now_or_never(refresh.tick()).is_some()
 }

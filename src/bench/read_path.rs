@@ -31,16 +31,19 @@ pub async fn read_and_decode(
     let mut read = 0_u64;
     let mut invalid = 0_u64;
     while read < count {
-        let batch = tokio::time::timeout(
-            Duration::from_secs(60),
-            reader.next_batch(
+        let batch = reader
+            .next_batch(
                 config.node.batch_max_events,
                 config.node.batch_max_bytes,
                 linger,
-            ),
-        )
-        .await
-        .map_err(|_| BenchError::Failed(format!("read {read} of {count} records")))??;
+                Duration::from_secs(60),
+            )
+            .await?;
+        if batch.is_empty() {
+            return Err(BenchError::Failed(format!(
+                "read {read} of {count} records"
+            )));
+        }
         for record in &batch {
             if LogEvent::decode(record.payload.as_deref(), &limits).is_err() {
                 invalid += 1;

@@ -24,11 +24,12 @@ pub struct FaultWindow {
     pub allowed: i64,
 }
 
-/// Leadership changes at `changes` (each new leader's start, the initial
-/// election excluded) that no window explains.
-pub fn false_failovers(changes: &[DateTime<Utc>], windows: &[FaultWindow]) -> i64 {
+/// The leadership changes among `changes` (each new leader's start, the
+/// initial election excluded) that no window explains: outside every window,
+/// or beyond their window's allowance (the later ones).
+pub fn false_failovers(changes: &[DateTime<Utc>], windows: &[FaultWindow]) -> Vec<DateTime<Utc>> {
     let mut used = vec![0_i64; windows.len()];
-    let mut unexplained = 0;
+    let mut unexplained = Vec::new();
     for change in changes {
         // The latest fault before the change, if its window (with grace)
         // still covers it: windows of faults close together overlap.
@@ -37,16 +38,11 @@ pub fn false_failovers(changes: &[DateTime<Utc>], windows: &[FaultWindow]) -> i6
             .rposition(|window| window.start <= *change)
             .filter(|index| *change <= windows[*index].end + GRACE)
         {
-            Some(index) => used[index] += 1,
-            None => unexplained += 1,
+            Some(index) if used[index] < windows[index].allowed => used[index] += 1,
+            _ => unexplained.push(*change),
         }
     }
     unexplained
-        + windows
-            .iter()
-            .zip(used)
-            .map(|(window, used)| (used - window.allowed).max(0))
-            .sum::<i64>()
 }
 
 #[cfg(test)]
@@ -68,33 +64,36 @@ mod tests {
     #[test]
     fn changes_inside_their_windows_are_not_false() {
         let windows = [window(10, 12, 1), window(20, 23, 2)];
-        assert_eq!(false_failovers(&[at(11), at(21), at(22)], &windows), 0);
+        assert_eq!(
+            false_failovers(&[at(11), at(21), at(22)], &windows).len(),
+            0
+        );
     }
 
     #[test]
     fn a_change_in_steady_state_is_false_even_when_another_window_fell_short() {
         // The old check compared totals: 2 changes against 1 + 1 expected.
         let windows = [window(10, 12, 1), window(20, 23, 1)];
-        assert_eq!(false_failovers(&[at(11), at(16)], &windows), 1);
+        assert_eq!(false_failovers(&[at(11), at(16)], &windows).len(), 1);
     }
 
     #[test]
     fn changes_beyond_a_window_allowance_are_false() {
         let windows = [window(10, 12, 0)];
-        assert_eq!(false_failovers(&[at(11), at(12)], &windows), 2);
+        assert_eq!(false_failovers(&[at(11), at(12)], &windows).len(), 2);
     }
 
     #[test]
     fn a_change_belongs_to_the_latest_fault_when_windows_overlap() {
         // The second fault comes within the first one's grace.
         let windows = [window(10, 11, 1), window(12, 13, 1)];
-        assert_eq!(false_failovers(&[at(11), at(12)], &windows), 0);
+        assert_eq!(false_failovers(&[at(11), at(12)], &windows).len(), 0);
     }
 
     #[test]
     fn a_change_just_after_settling_belongs_to_the_window() {
         let windows = [window(10, 12, 1)];
-        assert_eq!(false_failovers(&[at(13)], &windows), 0);
-        assert_eq!(false_failovers(&[at(15)], &windows), 1);
+        assert_eq!(false_failovers(&[at(13)], &windows).len(), 0);
+        assert_eq!(false_failovers(&[at(15)], &windows).len(), 1);
     }
 }

@@ -1,38 +1,103 @@
-//! Owns what the `chaos` drill adds around each leader fault: faults that
-//! overlap it, and hostile input while it happens, all drawn from the drill's
-//! seed so a failing run replays.
+//! Owns what the `chaos` drill adds around each fault: faults that overlap
+//! it, and hostile input while it happens, all drawn from the drill's seed so
+//! a failing run replays.
 //!
-//! Per cycle, before the leader fault: a standby is paused (SIGSTOP) for a
-//! random 100–1,500 ms, which may be the very node that should take over;
-//! hostile-but-valid events go through the gateway (timestamps at PostgreSQL's
-//! edges, control characters, deep and odd attributes, some that must be
-//! refused); and poison records are written straight into the topic. After
-//! the cycle, the liveness check: everything acknowledged so far is stored
-//! within [`LIVENESS_BOUND`], or the cycle counts as wedged.
+//! Per cycle, before the main fault (any fault the drill knows, dependency
+//! outages included):
+//! - in a quarter of the cycles, a standby is killed (SIGKILL) and restarted
+//!   with its wall clock skewed by ±3 s or ±1 h ([`ClockSkew`]); it keeps that
+//!   clock, and may lead later, until it is itself killed;
+//! - in half of them, a standby is paused (SIGSTOP) for a random 100–1,500 ms,
+//!   which may be the very node that should take over;
+//! - in one in sixteen (up to [`MAX_ADDED_PARTITIONS`]), a partition is added to
+//!   the topic and a valid event is written straight into it: the leader must
+//!   find the partition and store the event;
+//! - always, hostile-but-valid events go through the gateway (timestamps at
+//!   PostgreSQL's edges, control characters, deep and odd attributes, some that
+//!   must be refused), and a poison record is written straight into the topic.
+//!
+//! After the cycle, the liveness check: everything acknowledged so far is
+//! stored within [`LIVENESS_BOUND`], or the cycle counts as wedged.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chrono::Utc;
 use nix::sys::signal::{kill, Signal};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::drill::clock_skew::ClockSkew;
+use crate::drill::infra_control::InfraControl;
 use crate::drill::load::MARKER_ATTRIBUTE;
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::scenario::FaultSequence;
 use crate::drill::verify::stored_among;
 use crate::drill::DrillError;
+use crate::log_event::{Level, LogEvent};
 
 /// How soon after a cycle settled every acknowledged event must be stored.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(10);
 
-/// What was done to the cluster besides the leader fault.
+/// Most partitions one drill adds to its topic (each is fetched by every later
+/// leader, so the count stays small).
+pub const MAX_ADDED_PARTITIONS: usize = 9;
+
+/// The wall-clock skews a restarted standby is given: NTP drift, and a clock
+/// set an hour wrong.
+const SKEWS_SECONDS: [i64; 4] = [-3600, -3, 3, 3600];
+
+/// How long a restarted standby may take to stand by.
+const STANDBY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the chaos drill injects with, besides the cluster.
+pub struct Chaos {
+    /// Writes poison records into the topic.
+    producer: FutureProducer,
+    /// The broker, for a producer that sees an added partition.
+    kafka_bootstrap: String,
+    /// Starts a node with a skewed clock.
+    skew: ClockSkew,
+    /// Adds partitions.
+    infra: InfraControl,
+    /// Partitions added so far.
+    added_partitions: usize,
+}
+
+impl Chaos {
+    /// Tools for a chaos drill against the broker at `kafka_bootstrap`.
+    pub fn new(
+        kafka_bootstrap: &str,
+        skew: ClockSkew,
+        infra: InfraControl,
+    ) -> Result<Self, DrillError> {
+        Ok(Self {
+            producer: rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", kafka_bootstrap)
+                .create()
+                .map_err(|error| DrillError::Fault(format!("a poison producer: {error}")))?,
+            kafka_bootstrap: kafka_bootstrap.to_owned(),
+            skew,
+            infra,
+            added_partitions: 0,
+        })
+    }
+}
+
+/// What was done to the cluster besides the main fault.
 #[derive(Debug, Default)]
 pub struct Overlap {
-    /// Faults that overlap the leader fault (each may cause one more change).
+    /// Faults that overlap the main fault and may each cause one more
+    /// leadership change (a paused standby that should have taken over).
     pub faults: usize,
-    /// Hostile events the gateway acknowledged: they must be stored too.
+    /// The skew, in seconds, of a standby killed and restarted this cycle
+    /// (causes no leadership change).
+    pub skewed_standby: Option<i64>,
+    /// A partition added to the topic this cycle (causes no leadership change).
+    pub added_partition: Option<i32>,
+    /// Events the gateway acknowledged, and the one written into an added
+    /// partition: they must be stored too.
     pub acked: Vec<Uuid>,
     /// Markers of hostile events whose outcome is unknown (no answer, or a
     /// 503 that says so): stored once or not at all.
@@ -50,18 +115,29 @@ impl Overlap {
     }
 }
 
-/// Pauses a standby of `cluster` (not `leader`) for a while, and sends hostile
-/// events and poison records; draws every choice from `sequence`.
+/// Restarts a standby with a skewed clock, pauses one, adds a partition, and
+/// sends hostile events and a poison record, as the draws from `sequence` say;
+/// `leader` is left alone.
 pub async fn overlap(
-    cluster: &LocalCluster,
+    cluster: &mut LocalCluster,
     leader: usize,
     sequence: &mut FaultSequence,
-    producer: &FutureProducer,
+    chaos: &mut Chaos,
 ) -> Result<Overlap, DrillError> {
     let mut done = Overlap::default();
     let standbys: Vec<usize> = (0..cluster.nodes.len())
         .filter(|slot| *slot != leader && cluster.nodes[*slot].is_some())
         .collect();
+    if !standbys.is_empty() && sequence.next_u64() % 4 == 0 {
+        let slot = standbys[usize::try_from(sequence.next_u64()).unwrap_or(0) % standbys.len()];
+        let skew =
+            SKEWS_SECONDS[usize::try_from(sequence.next_u64()).unwrap_or(0) % SKEWS_SECONDS.len()];
+        cluster.signal(slot, Signal::SIGKILL)?;
+        drop(cluster.take_node(slot));
+        cluster.start_node_with(slot, &chaos.skew.env(skew))?;
+        cluster.wait_for_standby(slot, STANDBY_TIMEOUT).await?;
+        done.skewed_standby = Some(skew);
+    }
     if !standbys.is_empty() && sequence.next_u64() % 2 == 0 {
         let slot = standbys[usize::try_from(sequence.next_u64()).unwrap_or(0) % standbys.len()];
         let pause = Duration::from_millis(100 + sequence.next_u64() % 1_400);
@@ -76,6 +152,15 @@ pub async fn overlap(
                 }
             }));
         }
+    }
+    if chaos.added_partitions < MAX_ADDED_PARTITIONS && sequence.next_u64() % 16 == 0 {
+        let partition = chaos.infra.add_partition(&cluster.topic)?;
+        chaos.added_partitions += 1;
+        let marker = format!("chaos-partition:{partition}");
+        done.acked.push(
+            produce_event_into(&chaos.kafka_bootstrap, &cluster.topic, partition, &marker).await?,
+        );
+        done.added_partition = Some(partition);
     }
     let http = reqwest::Client::new();
     for _ in 0..4 {
@@ -117,7 +202,8 @@ pub async fn overlap(
         b"{\"level\":\"INFO\",\"message\":\"m\",\"source\":\"s\",\"unknown\\n\\u001b[31m\":1}",
     ];
     let record = poison[usize::try_from(sequence.next_u64()).unwrap_or(0) % poison.len()];
-    producer
+    chaos
+        .producer
         .send(
             FutureRecord::to(&cluster.topic)
                 .key("chaos\0key")
@@ -127,6 +213,47 @@ pub async fn overlap(
         .await
         .map_err(|(error, _)| DrillError::Fault(format!("producing a poison record: {error}")))?;
     Ok(done)
+}
+
+/// Writes a valid event carrying `marker` straight into `partition` of
+/// `topic`, past the gateway (as another producer would); its message id.
+/// A fresh producer, so that its first metadata already shows a partition
+/// added a moment ago.
+pub async fn produce_event_into(
+    kafka_bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    marker: &str,
+) -> Result<Uuid, DrillError> {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap)
+        .create()
+        .map_err(|error| DrillError::Fault(format!("a producer: {error}")))?;
+    let now = Utc::now();
+    let event = LogEvent {
+        message_id: Uuid::now_v7(),
+        level: Level::Info,
+        message: format!("written into partition {partition}"),
+        source: "chaos".to_owned(),
+        timestamp: now,
+        received_at: now,
+        attributes: Map::from_iter([(MARKER_ATTRIBUTE.to_owned(), json!(marker))]),
+    };
+    let payload = serde_json::to_vec(&event)
+        .map_err(|error| DrillError::Fault(format!("encoding an event: {error}")))?;
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .partition(partition)
+                .key(&event.message_id.to_string())
+                .payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| {
+            DrillError::Fault(format!("producing into partition {partition}: {error}"))
+        })?;
+    Ok(event.message_id)
 }
 
 /// A valid-JSON event from a catalogue of hostile shapes; some must be

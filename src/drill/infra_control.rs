@@ -1,7 +1,8 @@
 //! Owns stopping and starting the local infrastructure for the dependency
 //! outage drills, through the same `scripts/infra down|up <service>` that
 //! started it: the drill restarts ZooKeeper, the broker, Redis and PostgreSQL
-//! the way an operator (or a crash and a supervisor) would.
+//! the way an operator (or a crash and a supervisor) would, and it adds a
+//! partition to a running topic (`scripts/infra add-partition`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -68,8 +69,8 @@ impl InfraControl {
     /// start is left alone by it, which would make the drill measure nothing:
     /// that is an error.
     pub fn stop(&self, service: Service) -> Result<(), DrillError> {
-        self.run("down", service)?;
-        let status = self.run("status", service)?;
+        self.run(&["down", service.name()])?;
+        let status = self.run(&["status", service.name()])?;
         if status.contains(&format!("{}: stopped", service.name())) {
             Ok(())
         } else {
@@ -84,24 +85,32 @@ impl InfraControl {
 
     /// Starts `service`; returns when it answers.
     pub fn start(&self, service: Service) -> Result<(), DrillError> {
-        self.run("up", service).map(drop)
+        self.run(&["up", service.name()]).map(drop)
     }
 
-    /// Runs `script action service`; its standard output.
-    fn run(&self, action: &str, service: Service) -> Result<String, DrillError> {
+    /// Adds one partition to `topic` on the running broker; the new
+    /// partition's id.
+    pub fn add_partition(&self, topic: &str) -> Result<i32, DrillError> {
+        let printed = self.run(&["add-partition", topic])?;
+        printed.trim().parse().map_err(|_| {
+            DrillError::Fault(format!(
+                "add-partition {topic} printed {printed:?}, not a partition id"
+            ))
+        })
+    }
+
+    /// Runs the script with `args`; its standard output.
+    fn run(&self, args: &[&str]) -> Result<String, DrillError> {
+        let command = format!("{} {}", self.script.display(), args.join(" "));
         let output = Command::new(&self.script)
-            .args([action, service.name()])
+            .args(args)
             .output()
-            .map_err(|error| {
-                DrillError::Fault(format!("{} {action}: {error}", self.script.display()))
-            })?;
+            .map_err(|error| DrillError::Fault(format!("{command}: {error}")))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(DrillError::Fault(format!(
-                "{} {action} {}: {}",
-                self.script.display(),
-                service.name(),
+                "{command}: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             )))
         }

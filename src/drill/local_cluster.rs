@@ -205,15 +205,27 @@ impl LocalCluster {
 
     /// Starts (or restarts) the node in `slot`.
     pub fn start_node(&mut self, slot: usize) -> Result<(), DrillError> {
+        self.start_node_with(slot, &[])
+    }
+
+    /// Starts (or restarts) the node in `slot` with `extra_env` added to its
+    /// environment (a skewed clock, say).
+    pub fn start_node_with(
+        &mut self,
+        slot: usize,
+        extra_env: &[(String, String)],
+    ) -> Result<(), DrillError> {
         self.restarts += 1;
         let log = self.logs.join(format!("node-{slot}-{}.log", self.restarts));
         let procs = match &self.cuts {
             Some(cuts) => Some(cuts.procs_file(slot)?),
             None => None,
         };
+        let mut env = self.node_env();
+        env.extend_from_slice(extra_env);
         self.nodes[slot] = Some(ClusterProcess::start(
             &["node"],
-            &self.node_env(),
+            &env,
             &log,
             procs.as_deref(),
         )?);

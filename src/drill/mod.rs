@@ -9,7 +9,8 @@
 //! - [`scenario`]: the faults and one drill cycle.
 //! - [`network_cut`]: a node cut off from ZooKeeper or from everything (cgroup + iptables).
 //! - [`infra_control`]: dependency outages through `scripts/infra`.
-//! - [`chaos`]: overlapping faults and hostile input around each leader fault; the liveness bound.
+//! - [`chaos`]: overlapping faults and hostile input around each fault; the liveness bound.
+//! - [`clock_skew`]: a node run with its wall clock skewed (libfaketime and a shim).
 //! - [`attribution`]: each leadership change attributed to a fault window, or false.
 //! - [`report`]: percentiles, the printed table, JSON.
 //! - [`timeline`]: committed events per second with faults and leadership changes, as SVG.
@@ -17,6 +18,7 @@
 
 pub mod attribution;
 pub mod chaos;
+pub mod clock_skew;
 pub mod infra_control;
 pub mod load;
 pub mod local_cluster;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::drill::scenario::{CycleResult, Scenario};
@@ -81,6 +82,9 @@ pub struct DrillReport {
     pub faults: usize,
     /// Leadership changes nobody caused (steady-state false failovers).
     pub false_failovers: i64,
+    /// When each of them happened (the new leader's start), to find it in
+    /// the logs and the timeline.
+    pub false_failover_changes: Vec<DateTime<Utc>>,
     /// Per scenario.
     pub summary: BTreeMap<String, ScenarioSummary>,
     /// Exactly-once verdict over the whole run.
@@ -98,7 +102,7 @@ impl DrillReport {
         seed: Option<u64>,
         cycles: Vec<CycleResult>,
         verdict: Verdict,
-        false_failovers: i64,
+        false_failover_changes: Vec<DateTime<Utc>>,
         memory: MemoryReport,
     ) -> Self {
         let mut by_scenario: BTreeMap<String, Vec<&CycleResult>> = BTreeMap::new();
@@ -132,11 +136,9 @@ impl DrillReport {
         Self {
             scenario,
             seed,
-            faults: cycles
-                .iter()
-                .map(|c| c.scenario.faults() + c.overlapping_faults)
-                .sum(),
-            false_failovers,
+            faults: cycles.iter().map(CycleResult::faults).sum(),
+            false_failovers: i64::try_from(false_failover_changes.len()).unwrap_or(i64::MAX),
+            false_failover_changes,
             summary,
             verdict,
             memory,
@@ -201,6 +203,11 @@ impl DrillReport {
             self.false_failovers,
             self.wedged()
         ));
+        for change in &self.false_failover_changes {
+            text.push_str(&format!(
+                "false failover: a leader started at {change} outside every fault's window\n"
+            ));
+        }
         text.push_str(&format!(
             "RSS under load: leader {} KiB, standbys {:?} KiB, gateway {} KiB\n",
             self.memory.leader_rss_kib.unwrap_or(0),

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use rdkafka::producer::FutureProducer;
-
 use crate::drill::attribution::{false_failovers, FaultWindow};
-use crate::drill::chaos;
+use crate::drill::chaos::{self, Chaos};
+use crate::drill::clock_skew::ClockSkew;
 use crate::drill::infra_control::InfraControl;
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
@@ -74,25 +73,23 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let mut cycles = Vec::with_capacity(plan.cycles);
     let mut hostile_acked = Vec::new();
     let mut hostile_unknown = Vec::new();
-    let producer: Option<FutureProducer> = match plan.scenario {
-        Scenario::Chaos => Some(
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &plan.kafka_bootstrap)
-                .create()
-                .map_err(|error| DrillError::Fault(format!("a poison producer: {error}")))?,
-        ),
+    let mut chaos = match plan.scenario {
+        Scenario::Chaos => Some(Chaos::new(
+            &plan.kafka_bootstrap,
+            ClockSkew::prepare(&plan.out.join("clock-skew"))?,
+            context.infra.clone(),
+        )?),
         _ => None,
     };
     for cycle in 1..=plan.cycles {
         let scenario = match plan.scenario {
-            Scenario::Mixed => sequence.next_scenario(),
-            Scenario::Chaos => sequence.next_leader_fault(),
+            Scenario::Mixed | Scenario::Chaos => sequence.next_scenario(),
             single => single,
         };
-        let mut overlap = match &producer {
-            Some(producer) => {
+        let mut overlap = match chaos.as_mut() {
+            Some(chaos) => {
                 let (leader, _) = cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
-                Some(chaos::overlap(&cluster, leader, &mut sequence, producer).await?)
+                Some(chaos::overlap(&mut cluster, leader, &mut sequence, chaos).await?)
             }
             None => None,
         };
@@ -100,6 +97,8 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         if let Some(overlap) = overlap.as_mut() {
             overlap.finish().await;
             result.overlapping_faults = overlap.faults;
+            result.skewed_standby = overlap.skewed_standby;
+            result.added_partition = overlap.added_partition;
             hostile_acked.append(&mut overlap.acked);
             hostile_unknown.append(&mut overlap.unknown);
             let mut acked = load.acked();

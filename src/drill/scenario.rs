@@ -64,9 +64,11 @@ pub enum Scenario {
     PostgresOutage,
     /// A random sequence of all the above, from a printed seed.
     Mixed,
-    /// Leader faults from a printed seed, each overlapped by a paused standby
-    /// (half the time), hostile events through the gateway and a poison record
-    /// in the topic, with a liveness check after each (see [`crate::drill::chaos`]).
+    /// Faults from a printed seed (every one above), each overlapped by a
+    /// standby restarted with a skewed clock (a quarter of the time), a paused
+    /// standby (half the time), a partition added (one in sixteen), hostile
+    /// events through the gateway and a poison record in the topic, with a
+    /// liveness check after each (see [`crate::drill::chaos`]).
     Chaos,
 }
 
@@ -178,11 +180,27 @@ pub struct CycleResult {
     /// Faults injected alongside the main one (chaos drills), each of which
     /// may cause one more leadership change.
     pub overlapping_faults: usize,
+    /// Chaos drills: the wall-clock skew, in seconds, of a standby killed and
+    /// restarted before the main fault (no leadership change may follow).
+    pub skewed_standby: Option<i64>,
+    /// Chaos drills: a partition added to the topic before the main fault.
+    pub added_partition: Option<i32>,
     /// Chaos drills: whether some acknowledged event was still not stored
     /// `chaos::LIVENESS_BOUND` after the cycle settled.
     pub wedged: Option<bool>,
     /// Rows of an older epoch stored after the final leader's first commit (must be 0).
     pub stale_commits: i64,
+}
+
+impl CycleResult {
+    /// Faults injected in this cycle: the main one (two for a cascade) and
+    /// every overlapping one.
+    pub fn faults(&self) -> usize {
+        self.scenario.faults()
+            + self.overlapping_faults
+            + usize::from(self.skewed_standby.is_some())
+            + usize::from(self.added_partition.is_some())
+    }
 }
 
 /// Runs one cycle of `scenario` against `cluster`.
@@ -302,6 +320,8 @@ pub async fn run_cycle(
         takeover_reason,
         failovers: settled.failovers,
         overlapping_faults: 0,
+        skewed_standby: None,
+        added_partition: None,
         wedged: None,
         stale_commits: settled.stale_commits,
     })
@@ -382,6 +402,8 @@ async fn run_outage(
         takeover_reason: None,
         failovers: settled.failovers,
         overlapping_faults: 0,
+        skewed_standby: None,
+        added_partition: None,
         wedged: None,
         stale_commits: settled.stale_commits,
     })
@@ -554,16 +576,6 @@ impl FaultSequence {
     pub fn next_scenario(&mut self) -> Scenario {
         let draw = self.next_u64();
         Scenario::SINGLE[usize::try_from(draw % Scenario::SINGLE.len() as u64).unwrap_or(0)]
-    }
-
-    /// The next fault of the leader (no dependency outage).
-    pub fn next_leader_fault(&mut self) -> Scenario {
-        let faults: Vec<Scenario> = Scenario::SINGLE
-            .into_iter()
-            .filter(|scenario| scenario.outage_of().is_none())
-            .collect();
-        let draw = self.next_u64();
-        faults[usize::try_from(draw % faults.len() as u64).unwrap_or(0)]
     }
 }
 

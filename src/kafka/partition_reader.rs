@@ -149,17 +149,25 @@ impl PartitionReader {
         Ok(())
     }
 
-    /// Waits for the next record, then gathers more for up to `linger`, at
-    /// most `max` records and about `max_bytes` of keys and values (the batch
-    /// goes into one PostgreSQL transaction, whose messages are capped at
-    /// 1 GB, and stays in memory while a failed commit is retried).
+    /// Waits up to `idle` for the next record, then gathers more for up to
+    /// `linger`, at most `max` records and about `max_bytes` of keys and
+    /// values (the batch goes into one PostgreSQL transaction, whose messages
+    /// are capped at 1 GB, and stays in memory while a failed commit is
+    /// retried). Empty when no record came within `idle`, so that an idle
+    /// caller gets its turn (to look for added partitions); nothing is lost,
+    /// as `recv` is cancellation safe. Not cancellation safe itself once the
+    /// first record arrived.
     pub async fn next_batch(
         &self,
         max: usize,
         max_bytes: usize,
         linger: Duration,
+        idle: Duration,
     ) -> Result<Vec<ConsumedRecord>, KafkaError> {
-        let first = self.consumer.recv().await?;
+        let Ok(first) = tokio::time::timeout(idle, self.consumer.recv()).await else {
+            return Ok(Vec::new());
+        };
+        let first = first?;
         let mut batch = Vec::with_capacity(max.min(4096));
         let mut bytes = record_bytes(&first);
         batch.push(owned(&first));

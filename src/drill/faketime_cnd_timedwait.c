@@ -1,5 +1,6 @@
 /*
- * Preloaded before libfaketime for the clock-skew test.
+ * Preloaded before libfaketime wherever a node runs with a skewed wall clock
+ * (the clock-skew test, the chaos drill; see clock_skew.rs).
  *
  * librdkafka times its waits with C11 cnd_timedwait and an absolute deadline
  * taken from gettimeofday, which libfaketime shifts. glibc's cnd_timedwait
