@@ -6,7 +6,9 @@
 //!
 //! # Layout
 //! - [`config`]: the one typed configuration (defaults, file, environment).
-//! - [`cli`]: the `understudy` command line.
+//! - [`cli`]: the command line of `understudy`, the deployed binary.
+//! - [`lab_cli`]: the command line of `understudy-lab` (drills, load, benchmarks).
+//! - [`process_start`]: what every process does first (TLS provider, configuration, logging).
 //! - [`log_event`]: the event, its validation rules and its wire form.
 //! - [`epoch`]: the leadership epoch carried on every leadership-bound write.
 //! - [`election_order`]: who leads among ZooKeeper members, whom each watches.
@@ -43,6 +45,7 @@ pub mod election_order;
 pub mod epoch;
 pub mod heartbeat_record;
 pub mod kafka;
+pub mod lab_cli;
 pub mod leader_liveness;
 pub mod leader_presence;
 pub mod log_event;
@@ -51,6 +54,7 @@ pub mod node_url;
 pub mod pem_file;
 pub mod postgres;
 pub mod printable;
+pub mod process_start;
 pub mod redact;
 pub mod redis_store;
 pub mod retry_policy;

@@ -177,3 +177,29 @@ fn the_production_example_configuration_loads_and_validates() {
     assert!(printed.contains("discover_nodes = true"), "{printed}");
     assert!(!printed.contains("secret"), "{printed}");
 }
+
+#[test]
+fn the_deployed_binary_offers_no_drill_load_or_benchmark() {
+    let output = understudy().arg("--help").output().expect("run");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["gateway", "node", "migrate", "config"] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    for command in ["drill", "bench", "loadgen", "verify"] {
+        assert!(!help.contains(command), "{command} in:\n{help}");
+        let refused = understudy().arg(command).output().expect("run");
+        assert!(
+            !refused.status.success(),
+            "`understudy {command}` must not run"
+        );
+    }
+    let lab = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
+        .arg("--help")
+        .output()
+        .expect("run the lab");
+    let help = String::from_utf8_lossy(&lab.stdout);
+    for command in ["drill", "bench", "loadgen", "verify"] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+}

@@ -72,7 +72,7 @@ async fn loadgen_records_what_verify_then_finds_stored_exactly_once() {
         .collect();
     assert!(ids.len() >= 50);
     cluster.verify_exactly_once(&ids).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
         .args(["verify", "--topic", &cluster.topic, "--acked"])
         .arg(&acked)
         .output()
@@ -88,7 +88,7 @@ async fn loadgen_records_what_verify_then_finds_stored_exactly_once() {
     assert_eq!(verdict["unexpected"], 0);
 
     std::fs::write(&acked, format!("{}\n", uuid::Uuid::now_v7())).expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
         .args(["verify", "--topic", &cluster.topic, "--acked"])
         .arg(&acked)
         .output()
@@ -135,10 +135,10 @@ async fn loadgen_says_why_events_were_refused() {
     assert!(printed.contains("(429 rate_limited: "), "{printed}");
 }
 
-/// Runs `understudy loadgen` against `gateway`, recording into `out`;
+/// Runs `understudy-lab loadgen` against `gateway`, recording into `out`;
 /// requires success and returns what it printed.
 fn loadgen(gateway: &str, args: &[&str], out: &std::path::Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
         .args(["loadgen", "--gateway", gateway])
         .args(args)
         .arg("--out")

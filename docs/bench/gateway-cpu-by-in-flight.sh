@@ -1,7 +1,7 @@
 #!/bin/bash
 # The gateway's CPU seconds per million events at saturation, for a given
 # kafka.max_in_flight (argument, default 1): a gateway and one node on a fresh
-# topic, `understudy loadgen` sending batches of 100 as fast as they are taken
+# topic, `understudy-lab loadgen` sending batches of 100 as fast as they are taken
 # (150,000 events), the gateway's utime+stime read from /proc before and after.
 # Needs `scripts/infra up` and `cargo build --release`; run from the repo root.
 set -euo pipefail
@@ -18,7 +18,7 @@ gateway=$(pgrep -f "$bin gateway")
 ticks() { awk '{print $14 + $15}' "/proc/$gateway/stat"; }
 before=$(ticks)
 start=$(date +%s.%N)
-"$bin" loadgen --gateway http://127.0.0.1:18080 --rate 1000000 --batch-size 100 --count 150000 \
+"$bin-lab" loadgen --gateway http://127.0.0.1:18080 --rate 1000000 --batch-size 100 --count 150000 \
     --out "$work/acked.txt" >"$work/loadgen.log" 2>&1
 end=$(date +%s.%N)
 after=$(ticks)

@@ -1,4 +1,4 @@
-//! Owns `understudy bench`: each number beside its baseline, measured in the
+//! Owns `understudy-lab bench`: each number beside its baseline, measured in the
 //! same run on the same broker and database, reported as a ratio.
 //!
 //! - [`bare_clients`]: a bare producer (fills the topic; the producer baseline)
@@ -56,7 +56,7 @@ pub enum BenchError {
     Failed(String),
 }
 
-/// What `understudy bench` does.
+/// What `understudy-lab bench` does.
 #[derive(Debug, Clone)]
 pub struct BenchPlan {
     /// Events pre-filled and drained.

@@ -1,6 +1,7 @@
 //! Owns a drill's cluster: a gateway and several nodes started as child
-//! processes of this binary, with a cluster name and topic of their own, on free
-//! ports, logging to files. Every child is killed when the cluster is dropped.
+//! processes of the deployed `understudy` binary (the one beside the running
+//! executable: cargo builds both into one directory), with a cluster name and
+//! topic of their own, on free ports, logging to files. Every child is killed when the cluster is dropped.
 //! Where the machine allows it, each node starts inside a cgroup of its own so
 //! that a drill can cut it off the network ([`NetworkCuts`]).
 
@@ -33,7 +34,7 @@ impl ClusterProcess {
         log: &Path,
         cgroup_procs: Option<&Path>,
     ) -> Result<Self, DrillError> {
-        let executable = std::env::current_exe()?;
+        let executable = understudy_binary()?;
         let mut command = match cgroup_procs {
             // The shell joins the cgroup and then becomes the node (same pid),
             // so not one socket of the node is opened outside it.
@@ -112,6 +113,20 @@ impl Drop for ClusterProcess {
         let _ = kill(self.pid(), Signal::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The deployed `understudy` binary beside the running executable.
+pub fn understudy_binary() -> Result<PathBuf, DrillError> {
+    let me = std::env::current_exe()?;
+    let beside = me.with_file_name("understudy");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(DrillError::Fault(format!(
+            "no `understudy` binary beside {} (build both: cargo build --bins)",
+            me.display()
+        )))
     }
 }
 

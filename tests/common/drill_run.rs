@@ -1,14 +1,14 @@
-//! Runs the `understudy drill` command in a test and reads its report.
+//! Runs the `understudy-lab drill` command in a test and reads its report.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `understudy drill` with a short settle at 100 events/s, `extra`
+/// Runs `understudy-lab drill` with a short settle at 100 events/s, `extra`
 /// arguments and `env` (which the cluster's processes inherit); its report.
 pub fn drill(scenario: &str, cycles: usize, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let out = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
+    let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
         .args([
             "drill",
             "--scenario",
