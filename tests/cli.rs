@@ -120,7 +120,7 @@ async fn server_port_sets_the_gateway_port() {
     let mut env = common::gateway_env(&common::unique("cli-port"), common::KAFKA);
     env.remove("UNDERSTUDY_GATEWAY__HTTP_PORT");
     env.insert("SERVER_PORT".into(), port.to_string());
-    let gateway = common::UnderstudyProcess::start("gateway-port", &["gateway"], &env);
+    let gateway = common::start_process("gateway-port", &["gateway"], &env);
     assert_eq!(gateway.base_url, format!("http://127.0.0.1:{port}"));
     assert_healthy(&gateway).await;
 }
@@ -135,7 +135,7 @@ async fn a_gateway_reads_understudy_config_and_writes_json_log_lines() {
     // Variables that belong to the scripts and to compose are not keys.
     env.insert("UNDERSTUDY_INFRA_DIR".into(), "/nonexistent".into());
     env.insert("UNDERSTUDY_ADMIN_TOKEN".into(), "for-compose".into());
-    let gateway = common::UnderstudyProcess::start("gateway-json", &["gateway"], &env);
+    let gateway = common::start_process("gateway-json", &["gateway"], &env);
     assert_healthy(&gateway).await;
     let log = std::fs::read_to_string(&gateway.log_path).expect("log");
     let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();

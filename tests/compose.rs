@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_yaml::Value;
 use understudy::config::Config;
 
-use common::{eventually, free_port, http_client, unique, UnderstudyProcess, KAFKA};
+use common::{eventually, free_port, http_client, unique, KAFKA};
 
 fn compose() -> Value {
     let text = std::fs::read_to_string(concat!(
@@ -681,7 +681,7 @@ async fn every_healthcheck_passes_and_every_understudy_command_runs_with_the_com
         "UNDERSTUDY_GATEWAY__HTTP_PORT".into(),
         gateway_port.to_string(),
     );
-    let _gateway = UnderstudyProcess::start("compose-gateway", &["gateway"], &gateway_env);
+    let _gateway = common::start_process("compose-gateway", &["gateway"], &gateway_env);
     run_healthcheck("gateway", service, &addresses, &gateway_env, |c| c);
     exercised.insert("gateway".into());
 
@@ -691,7 +691,7 @@ async fn every_healthcheck_passes_and_every_understudy_command_runs_with_the_com
         let service = &compose["services"][name.as_str()];
         let mut env = isolated(environment(service, &values, &addresses));
         env.insert("SERVER_PORT".into(), port.to_string());
-        nodes.push(UnderstudyProcess::start(
+        nodes.push(common::start_process(
             &format!("compose-{name}"),
             &["node"],
             &env,

@@ -124,7 +124,7 @@ async fn loadgen_says_why_events_were_refused() {
         "2".into(),
     );
     env.insert("UNDERSTUDY_GATEWAY__RATE_LIMIT_BURST".into(), "1".into());
-    let gateway = common::UnderstudyProcess::start("gateway-limited", &["gateway"], &env);
+    let gateway = common::start_process("gateway-limited", &["gateway"], &env);
     common::wait_ready(&common::http_client(), &gateway).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let printed = loadgen(

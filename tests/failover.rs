@@ -160,7 +160,7 @@ async fn a_leader_whose_advertised_address_refuses_is_not_taken_for_dead() {
         "UNDERSTUDY_NODE__ADVERTISED_URL".into(),
         format!("http://127.0.0.1:{}", common::free_port()),
     );
-    let _misadvertised = common::UnderstudyProcess::start("misadvertised", &["node"], &env);
+    let _misadvertised = common::start_process("misadvertised", &["node"], &env);
     let status_url = format!("http://127.0.0.1:{port}/api/failover/status");
     let http = common::http_client();
     common::wait_until_leading(&http, &status_url, "the misadvertised node to lead").await;

@@ -23,7 +23,7 @@ fn read_event(topic: &str, accepted: &Value) -> LogEvent {
 }
 
 async fn started_gateway(topic: &str) -> (UnderstudyProcess, reqwest::Client) {
-    let gateway = UnderstudyProcess::start("gateway", &["gateway"], &gateway_env(topic, KAFKA));
+    let gateway = common::start_process("gateway", &["gateway"], &gateway_env(topic, KAFKA));
     let http = common::http_client();
     wait_ready(&http, &gateway).await;
     (gateway, http)
@@ -144,7 +144,7 @@ async fn bad_input_gets_a_json_4xx_and_nothing_reaches_the_topic() {
     );
     env.insert("UNDERSTUDY_GATEWAY__MAX_SOURCE_BYTES".into(), "64".into());
     env.insert("UNDERSTUDY_GATEWAY__MAX_BATCH_EVENTS".into(), "10".into());
-    let gateway = UnderstudyProcess::start("gateway-bad", &["gateway"], &env);
+    let gateway = common::start_process("gateway-bad", &["gateway"], &env);
     let http = common::http_client();
     wait_ready(&http, &gateway).await;
 
@@ -234,7 +234,7 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
         "UNDERSTUDY_CIRCUIT_BREAKER__MAX_OPEN_MS".into(),
         "3000".into(),
     );
-    let gateway = UnderstudyProcess::start("gateway-outage", &["gateway"], &env);
+    let gateway = common::start_process("gateway-outage", &["gateway"], &env);
     let http = common::http_client();
     wait_ready(&http, &gateway).await;
     let event = json!({"level":"INFO","message":"before","source":"test"});
@@ -394,7 +394,7 @@ async fn system_status_reports_broker_gateway_and_unreachable_nodes() {
         "UNDERSTUDY_GATEWAY__NODE_STATUS_TIMEOUT_MS".into(),
         "300".into(),
     );
-    let gateway = UnderstudyProcess::start("gateway-status", &["gateway"], &env);
+    let gateway = common::start_process("gateway-status", &["gateway"], &env);
     let http = common::http_client();
     wait_ready(&http, &gateway).await;
     let status: Value = http
@@ -435,7 +435,7 @@ async fn a_discovering_gateway_follows_the_nodes_through_zookeeper() {
             "[\"http://127.0.0.1:9\"]".to_owned(),
         ),
     ]);
-    let gateway = UnderstudyProcess::start("gateway-discover", &["gateway"], &env);
+    let gateway = common::start_process("gateway-discover", &["gateway"], &env);
     let http = common::http_client();
     let status = || async {
         http.get(gateway.url("/api/system/status"))
@@ -493,7 +493,7 @@ async fn a_discovering_gateway_follows_the_nodes_through_zookeeper() {
         "UNDERSTUDY_NODE__ADVERTISED_URL".into(),
         "http://node-4.internal:8084".into(),
     );
-    let advertised = cluster.push_node(UnderstudyProcess::start("advertised", &["node"], &env));
+    let advertised = cluster.push_node(common::start_process("advertised", &["node"], &env));
     assert_eq!(
         cluster.node(advertised).base_url,
         "http://node-4.internal:8084"

@@ -12,10 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{
-    free_port, gateway_env, http_client, records_in_topic, unique, wait_ready, UnderstudyProcess,
-    KAFKA,
-};
+use common::{free_port, gateway_env, http_client, records_in_topic, unique, wait_ready, KAFKA};
 
 async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let response = http
@@ -37,7 +34,7 @@ async fn hostile_requests_get_a_4xx_and_the_gateway_keeps_serving() {
         "UNDERSTUDY_GATEWAY__CLIENT_REQUEST_TIMEOUT_MS".into(),
         "1000".into(),
     );
-    let gateway = UnderstudyProcess::start("gateway-hostile", &["gateway"], &env);
+    let gateway = common::start_process("gateway-hostile", &["gateway"], &env);
     let http = http_client();
     wait_ready(&http, &gateway).await;
     let url = gateway.url("/api/logs");
@@ -168,7 +165,7 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
         "2".into(),
     );
     env.insert("UNDERSTUDY_GATEWAY__RATE_LIMIT_BURST".into(), "3".into());
-    let gateway = UnderstudyProcess::start("gateway-rate", &["gateway"], &env);
+    let gateway = common::start_process("gateway-rate", &["gateway"], &env);
     let http = http_client();
     wait_ready(&http, &gateway).await;
     let event = json!({"level":"INFO","message":"m","source":"s"})
@@ -228,7 +225,7 @@ async fn metrics_can_live_on_a_listener_of_their_own() {
         "UNDERSTUDY_GATEWAY__METRICS_BIND".into(),
         metrics_address.clone(),
     );
-    let gateway = UnderstudyProcess::start("gateway-metrics-bind", &["gateway"], &env);
+    let gateway = common::start_process("gateway-metrics-bind", &["gateway"], &env);
     let http = http_client();
     wait_ready(&http, &gateway).await;
     let on_main = http.get(gateway.url("/metrics")).send().await.expect("get");
@@ -267,7 +264,7 @@ async fn bodies_beyond_the_inflight_budget_get_503_at_once_and_the_budget_comes_
         "UNDERSTUDY_GATEWAY__CLIENT_REQUEST_TIMEOUT_MS".into(),
         "3000".into(),
     );
-    let gateway = UnderstudyProcess::start("gateway-budget", &["gateway"], &env);
+    let gateway = common::start_process("gateway-budget", &["gateway"], &env);
     let http = http_client();
     wait_ready(&http, &gateway).await;
     let address = gateway.base_url.trim_start_matches("http://").to_owned();

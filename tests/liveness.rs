@@ -36,7 +36,7 @@ fn start_skewed_node(cluster: &TestCluster, skew_seconds: i64) -> common::Unders
     let mut env = cluster.node_env();
     env.extend(long_session());
     env.extend(clock_skew().env(skew_seconds));
-    common::UnderstudyProcess::start("skewed-node", &["node"], &env)
+    common::start_process("skewed-node", &["node"], &env)
 }
 
 fn long_session() -> HashMap<String, String> {

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use common::cluster::{serial, TestCluster};
-use common::{gateway_env, get_json, http_client, unique, wait_ready, UnderstudyProcess, KAFKA};
+use common::{gateway_env, get_json, http_client, unique, wait_ready, KAFKA};
 
 /// The routes each process serves, as the README lists them.
 const GATEWAY_ROUTES: [(&str, &str); 7] = [
@@ -85,7 +85,7 @@ async fn check_against(http: &reqwest::Client, base: &str, spec: &Value, routes:
 
 #[tokio::test]
 async fn the_gateway_serves_a_document_of_exactly_its_routes() {
-    let gateway = UnderstudyProcess::start(
+    let gateway = common::start_process(
         "gateway-openapi",
         &["gateway"],
         &gateway_env(&unique("gw-openapi"), KAFKA),

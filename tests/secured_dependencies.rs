@@ -14,10 +14,7 @@ use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
 use common::cluster::{pg, serial, TestCluster};
-use common::{
-    eventually, gateway_env, http_client, pg_connect, unique, UnderstudyProcess, KAFKA,
-    POSTGRES_URL,
-};
+use common::{eventually, gateway_env, http_client, pg_connect, unique, KAFKA, POSTGRES_URL};
 
 const ZOOKEEPER: &str = "127.0.0.1:2181";
 const CREDENTIAL: &str = "understudy:s3cret";
@@ -174,7 +171,7 @@ async fn kafka_client_properties_reach_librdkafka() {
         "UNDERSTUDY_KAFKA__CLIENT_PROPERTIES".into(),
         r#"{"security.protocol"="SASL_PLAINTEXT","sasl.mechanisms"="PLAIN","sasl.username"="u","sasl.password"="p"}"#.into(),
     );
-    let gateway = UnderstudyProcess::start("gateway-sasl", &["gateway"], &env);
+    let gateway = common::start_process("gateway-sasl", &["gateway"], &env);
     let http = http_client();
     // Unready for the reason under test: librdkafka tried the SASL handshake.
     gateway
@@ -182,7 +179,8 @@ async fn kafka_client_properties_reach_librdkafka() {
             "SASL PLAIN mechanism handshake",
             "a SASL handshake attempt in the gateway's log",
         )
-        .await;
+        .await
+        .expect("the gateway tried SASL");
     let ready = http
         .get(gateway.url("/readyz"))
         .send()
@@ -319,14 +317,15 @@ async fn nodes_reach_postgresql_over_verified_tls_and_refuse_an_unknown_ca() {
             stranger_ca.display().to_string(),
         ),
     ]);
-    let doubting = UnderstudyProcess::start("pg-tls-stranger", &["node"], &env);
+    let doubting = common::start_process("pg-tls-stranger", &["node"], &env);
     let http = http_client();
     doubting
         .wait_for_log(
             "UnknownIssuer",
             "the node to refuse PostgreSQL's certificate",
         )
-        .await;
+        .await
+        .expect("the node refused the certificate");
     let status = common::get_json(&http, &doubting.url("/api/failover/status")).await;
     assert_eq!(status["isLeader"], false, "{status}");
     drop(doubting);
@@ -477,7 +476,7 @@ async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_lea
         ("UNDERSTUDY_NODE__BIND_HOST".into(), "127.0.0.1".into()),
         ("UNDERSTUDY_NODE__HTTP_PORT".into(), "0".into()),
     ]);
-    let node = UnderstudyProcess::start("pending-schema-node", &["node"], &env);
+    let node = common::start_process("pending-schema-node", &["node"], &env);
     let http = http_client();
     let status_url = node.url("/api/failover/status");
     for _ in 0..6 {
@@ -576,7 +575,7 @@ async fn open_acls_on_existing_znodes_are_closed_before_a_node_works_on_them() {
             CREDENTIAL.to_owned(),
         ),
     ]);
-    let node = UnderstudyProcess::start("open-acl-node", &["node"], &env);
+    let node = common::start_process("open-acl-node", &["node"], &env);
     let http = http_client();
     common::wait_until_leading(&http, &node.url("/api/failover/status"), "the node to lead").await;
     // The stranger can no longer move the epoch or touch the election.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::cluster::TestCluster;
 use common::tls::{stunnel, wait_listening, Killed, Pki};
-use common::{free_port, gateway_env, http_client, unique, PrivateBroker, UnderstudyProcess};
+use common::{free_port, gateway_env, http_client, unique, PrivateBroker};
 use understudy::config::RedisConfig;
 use zookeeper_client::{Client, TlsOptions};
 
@@ -217,7 +217,7 @@ async fn kafka_over_tls_carries_events_from_the_gateway_to_the_leader() {
         "UNDERSTUDY_KAFKA__CLIENT_PROPERTIES".into(),
         properties("other-ca.pem"),
     );
-    let stranger = UnderstudyProcess::start("gateway-wrong-ca", &["gateway"], &env);
+    let stranger = common::start_process("gateway-wrong-ca", &["gateway"], &env);
     let http = http_client();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ready = http

@@ -165,7 +165,14 @@ impl ConsumeLoop {
         while !*self.stop.borrow() {
             if refreshed_at.elapsed() >= PARTITION_REFRESH_INTERVAL {
                 refreshed_at = tokio::time::Instant::now();
-                match self.settings.reader.partitions().await {
+                // Raced against the stop: with the broker unreachable the
+                // metadata request takes its whole timeout.
+                let found = tokio::select! {
+                    biased;
+                    _ = self.stop.changed() => break,
+                    found = self.settings.reader.partitions() => found,
+                };
+                match found {
                     Ok(found) if found.iter().any(|p| !partitions.contains(p)) => {
                         tracing::info!(
                             ?found,

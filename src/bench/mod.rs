@@ -280,8 +280,7 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     tracing::info!("draining it into postgresql with a leader");
     let sink = {
         let cluster =
-            LocalCluster::start_on(Some(kafka.topic.clone()), 2, &plan.out.join("logs-sink"))
-                .await?;
+            LocalCluster::start_on(kafka.topic.clone(), 2, &plan.out.join("logs-sink")).await?;
         let partition_count = i32::try_from(partitions.len()).unwrap_or(1);
         sink_throughput::drain_vs_copy(config, &cluster, &postgres, plan.events, partition_count)
             .await?

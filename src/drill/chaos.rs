@@ -10,8 +10,9 @@
 //! - in half of them, a standby is paused (SIGSTOP) for a random 100–1,500 ms,
 //!   which may be the very node that should take over;
 //! - in one in sixteen (up to [`MAX_ADDED_PARTITIONS`]), a partition is added to
-//!   the topic and a valid event is written straight into it: the leader must
-//!   find the partition and store the event;
+//!   the topic (with a broker restart: `scripts/infra add-partition` says why)
+//!   and a valid event is written straight into it: the leader must find the
+//!   partition and store the event;
 //! - always, hostile-but-valid events go through the gateway (timestamps at
 //!   PostgreSQL's edges, control characters, deep and odd attributes, some that
 //!   must be refused), and a poison record is written straight into the topic.
@@ -22,13 +23,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use nix::sys::signal::{kill, Signal};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::drill::clock_skew::ClockSkew;
+use crate::drill::clock_skew::{ClockSkew, SkewedClocks};
 use crate::drill::infra_control::InfraControl;
 use crate::drill::load::MARKER_ATTRIBUTE;
 use crate::drill::local_cluster::LocalCluster;
@@ -88,13 +89,18 @@ impl Chaos {
 /// What was done to the cluster besides the main fault.
 #[derive(Debug, Default)]
 pub struct Overlap {
-    /// Faults that overlap the main fault and may each cause one more
-    /// leadership change (a paused standby that should have taken over).
+    /// When the first of them was injected.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Faults injected.
     pub faults: usize,
+    /// Until when a standby is paused (it may cause a leadership change if
+    /// the main fault comes before then).
+    pub paused_until: Option<DateTime<Utc>>,
     /// The skew, in seconds, of a standby killed and restarted this cycle
-    /// (causes no leadership change).
+    /// (may cause no leadership change).
     pub skewed_standby: Option<i64>,
-    /// A partition added to the topic this cycle (causes no leadership change).
+    /// A partition added to the topic this cycle, with a broker restart (may
+    /// cause no leadership change).
     pub added_partition: Option<i32>,
     /// Events the gateway acknowledged, and the one written into an added
     /// partition: they must be stored too.
@@ -115,16 +121,20 @@ impl Overlap {
     }
 }
 
-/// Restarts a standby with a skewed clock, pauses one, adds a partition, and
-/// sends hostile events and a poison record, as the draws from `sequence` say;
-/// `leader` is left alone.
+/// Restarts a standby with a skewed clock (recorded in `skewed`), pauses one,
+/// adds a partition, and sends hostile events and a poison record, as the
+/// draws from `sequence` say; `leader` is left alone.
 pub async fn overlap(
     cluster: &mut LocalCluster,
     leader: usize,
     sequence: &mut FaultSequence,
     chaos: &mut Chaos,
+    skewed: &mut SkewedClocks,
 ) -> Result<Overlap, DrillError> {
-    let mut done = Overlap::default();
+    let mut done = Overlap {
+        started_at: Some(Utc::now()),
+        ..Overlap::default()
+    };
     let standbys: Vec<usize> = (0..cluster.nodes.len())
         .filter(|slot| *slot != leader && cluster.nodes[*slot].is_some())
         .collect();
@@ -136,6 +146,13 @@ pub async fn overlap(
         drop(cluster.take_node(slot));
         cluster.start_node_with(slot, &chaos.skew.env(skew))?;
         cluster.wait_for_standby(slot, STANDBY_TIMEOUT).await?;
+        let instance = cluster
+            .status(slot)
+            .await
+            .and_then(|status| status["instanceId"].as_str().map(str::to_owned))
+            .ok_or_else(|| DrillError::Timeout(format!("the instance id of node {slot}")))?;
+        skewed.record(instance, skew);
+        done.faults += 1;
         done.skewed_standby = Some(skew);
     }
     if !standbys.is_empty() && sequence.next_u64() % 2 == 0 {
@@ -145,6 +162,9 @@ pub async fn overlap(
             let pid = node.pid();
             kill(pid, Signal::SIGSTOP)?;
             done.faults += 1;
+            done.paused_until = chrono::Duration::from_std(pause)
+                .ok()
+                .map(|pause| Utc::now() + pause);
             done.resume = Some(tokio::spawn(async move {
                 tokio::time::sleep(pause).await;
                 if let Err(error) = kill(pid, Signal::SIGCONT) {
@@ -154,8 +174,11 @@ pub async fn overlap(
         }
     }
     if chaos.added_partitions < MAX_ADDED_PARTITIONS && sequence.next_u64() % 16 == 0 {
+        // Costs a broker restart here (see `scripts/infra add-partition`).
         let partition = chaos.infra.add_partition(&cluster.topic)?;
         chaos.added_partitions += 1;
+        done.faults += 1;
+        cluster.wait_for_gateway_accepting(STANDBY_TIMEOUT).await?;
         let marker = format!("chaos-partition:{partition}");
         done.acked.push(
             produce_event_into(&chaos.kafka_bootstrap, &cluster.topic, partition, &marker).await?,

@@ -8,8 +8,11 @@
 //! deadlines (see `faketime_cnd_timedwait.c`), so a small shim built with the
 //! system's C compiler is preloaded before it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use chrono::{DateTime, Utc};
 
 use crate::drill::DrillError;
 
@@ -70,5 +73,43 @@ impl ClockSkew {
             ("FAKETIME".to_owned(), format!("{seconds:+}s")),
             ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
         ]
+    }
+}
+
+/// The nodes a drill started with a skewed clock, by instance id, and by how
+/// much: what such a node wrote with its own clock (`failover_events`'
+/// `detected_at` and `recovered_at`) is put back on the real clock before a
+/// fault window or a detection time is judged by it.
+#[derive(Debug, Clone, Default)]
+pub struct SkewedClocks(HashMap<String, i64>);
+
+impl SkewedClocks {
+    /// Records that `instance_id` runs `seconds` ahead (behind when negative).
+    pub fn record(&mut self, instance_id: String, seconds: i64) {
+        self.0.insert(instance_id, seconds);
+    }
+
+    /// `at`, written by `instance_id` with its own clock, on the real clock.
+    pub fn real_time(&self, instance_id: &str, at: DateTime<Utc>) -> DateTime<Utc> {
+        at - chrono::Duration::seconds(self.0.get(instance_id).copied().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skewed_node_s_times_are_put_back_on_the_real_clock_and_others_kept() {
+        let mut clocks = SkewedClocks::default();
+        clocks.record("ahead".to_owned(), 3600);
+        clocks.record("behind".to_owned(), -3);
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("a time");
+        assert_eq!(
+            clocks.real_time("ahead", at).timestamp(),
+            1_700_000_000 - 3600
+        );
+        assert_eq!(clocks.real_time("behind", at).timestamp(), 1_700_000_003);
+        assert_eq!(clocks.real_time("true", at), at);
     }
 }

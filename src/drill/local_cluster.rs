@@ -1,118 +1,60 @@
-//! Owns a drill's cluster: a gateway and several nodes started as child
-//! processes of the deployed `understudy` binary (the one beside the running
-//! executable: cargo builds both into one directory), with a cluster name and
-//! topic of their own, on free ports, logging to files. Every child is killed when the cluster is dropped.
-//! Where the machine allows it, each node starts inside a cgroup of its own so
-//! that a drill can cut it off the network ([`NetworkCuts`]).
+//! Owns a local cluster, the one harness of the drills, the benchmarks and
+//! the black-box tests: a gateway and several nodes started as child
+//! processes of the deployed `understudy` binary, with a cluster name and
+//! topic of their own, on free ports, logging to files, and what a harness
+//! asks of them (statuses, the leader, signals, stepdown, restarts). Every
+//! child is killed when the cluster is dropped. Where the machine allows it
+//! and the cluster asks for it, each node starts inside a cgroup of its own so
+//! that it can be cut off the network ([`NetworkCuts`]).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::drill::cluster_process::ClusterProcess;
 use crate::drill::network_cut::{Cut, NetworkCuts};
 use crate::drill::DrillError;
 
-/// One child process and where it listens.
-pub struct ClusterProcess {
-    child: Child,
-    /// Base URL it announced.
-    pub base_url: String,
+/// What a cluster is started with.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The `understudy` binary.
+    pub executable: PathBuf,
+    /// Where the processes' logs go.
+    pub logs: PathBuf,
+    /// Cluster name (`UNDERSTUDY_CLUSTER`).
+    pub name: String,
+    /// Events topic (the gateway creates it when missing).
+    pub topic: String,
+    /// The gateway's environment besides the cluster's own settings.
+    pub gateway_env: Vec<(String, String)>,
+    /// Every node's environment besides the cluster's own settings.
+    pub node_env: Vec<(String, String)>,
+    /// The nodes' admin token.
+    pub admin_token: String,
+    /// Whether each node starts in a cgroup of its own, so that it can be cut
+    /// off (needs root and a cgroup2 mount; ignored where they are missing).
+    pub cuttable: bool,
 }
 
-impl ClusterProcess {
-    /// Starts `understudy <args>` with `env`, waiting for its "listening on"
-    /// line; inside the cgroup of `cgroup_procs` when given.
-    fn start(
-        args: &[&str],
-        env: &[(String, String)],
-        log: &Path,
-        cgroup_procs: Option<&Path>,
-    ) -> Result<Self, DrillError> {
-        let executable = understudy_binary()?;
-        let mut command = match cgroup_procs {
-            // The shell joins the cgroup and then becomes the node (same pid),
-            // so not one socket of the node is opened outside it.
-            Some(procs) => {
-                let mut command = Command::new("sh");
-                command
-                    .args(["-c", "echo $$ > \"$1\" && shift && exec \"$@\"", "sh"])
-                    .arg(procs)
-                    .arg(executable);
-                command
-            }
-            None => Command::new(executable),
-        };
-        let mut child = command
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| DrillError::Timeout("child has no stdout".into()))?;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once(" listening on ") {
-                    let _ = sender.send(url.trim().to_owned());
-                }
-            }
-        });
-        match receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(base_url) => Ok(Self { child, base_url }),
-            Err(_) => {
-                let _ = child.kill();
-                Err(DrillError::Timeout(format!(
-                    "{args:?} did not start; see {}",
-                    log.display()
-                )))
-            }
-        }
-    }
-
-    /// Process id.
-    pub fn pid(&self) -> Pid {
-        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
-    }
-
-    /// Resident memory of the process, in KiB (from `/proc/<pid>/status`).
-    pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    }
-
-    /// Waits up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-}
-
-impl Drop for ClusterProcess {
-    fn drop(&mut self) {
-        let _ = kill(self.pid(), Signal::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl ClusterSpec {
+    /// A drill's cluster: the binary beside this one, logs in `logs`, a name,
+    /// topic and admin token of its own, a gateway that polls no fixed node
+    /// address, nodes that can be cut off.
+    pub fn drill(logs: &Path) -> Result<Self, DrillError> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        Ok(Self {
+            executable: understudy_binary()?,
+            logs: logs.to_owned(),
+            name: format!("drill_{id}"),
+            topic: format!("drill-{id}"),
+            gateway_env: vec![("UNDERSTUDY_GATEWAY__NODE_URLS".to_owned(), "[]".to_owned())],
+            node_env: Vec::new(),
+            admin_token: uuid::Uuid::new_v4().simple().to_string(),
+            cuttable: true,
+        })
     }
 }
 
@@ -130,7 +72,7 @@ pub fn understudy_binary() -> Result<PathBuf, DrillError> {
     }
 }
 
-/// The drill's cluster.
+/// A running local cluster.
 pub struct LocalCluster {
     /// Cluster name.
     pub name: String,
@@ -143,66 +85,83 @@ pub struct LocalCluster {
     /// The nodes' cgroups, when this machine can cut nodes off (dropped after
     /// the nodes: a cgroup with processes in it cannot be removed).
     cuts: Option<NetworkCuts>,
-    logs: PathBuf,
-    /// The nodes' admin token (random per cluster).
-    admin_token: String,
+    spec: ClusterSpec,
     http: reqwest::Client,
     restarts: usize,
 }
 
 impl LocalCluster {
-    /// Starts a gateway and `node_count` nodes; logs go to `logs`.
+    /// Starts a drill's gateway and `node_count` nodes; logs go to `logs`.
     pub async fn start(node_count: usize, logs: &Path) -> Result<Self, DrillError> {
-        Self::start_on(None, node_count, logs).await
+        Self::launch(ClusterSpec::drill(logs)?, node_count).await
     }
 
-    /// Starts a cluster on `topic` (one of its own when `None`: the gateway
-    /// creates it).
+    /// Starts a drill's cluster on `topic`.
     pub async fn start_on(
-        topic: Option<String>,
+        topic: String,
         node_count: usize,
         logs: &Path,
     ) -> Result<Self, DrillError> {
-        std::fs::create_dir_all(logs)?;
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let name = format!("drill_{id}");
-        let topic = topic.unwrap_or_else(|| format!("drill-{id}"));
-        let env = [
-            ("UNDERSTUDY_CLUSTER".to_owned(), name.clone()),
-            ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), topic.clone()),
+        Self::launch(
+            ClusterSpec {
+                topic,
+                ..ClusterSpec::drill(logs)?
+            },
+            node_count,
+        )
+        .await
+    }
+
+    /// Starts the gateway of `spec`, waits until it is ready, then starts
+    /// `node_count` nodes (without waiting for a leader).
+    pub async fn launch(spec: ClusterSpec, node_count: usize) -> Result<Self, DrillError> {
+        std::fs::create_dir_all(&spec.logs)?;
+        let mut env = vec![
+            ("UNDERSTUDY_CLUSTER".to_owned(), spec.name.clone()),
+            ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), spec.topic.clone()),
             (
                 "UNDERSTUDY_GATEWAY__BIND_HOST".to_owned(),
                 "127.0.0.1".to_owned(),
             ),
             ("UNDERSTUDY_GATEWAY__HTTP_PORT".to_owned(), "0".to_owned()),
-            ("UNDERSTUDY_GATEWAY__NODE_URLS".to_owned(), "[]".to_owned()),
         ];
-        let gateway = ClusterProcess::start(&["gateway"], &env, &logs.join("gateway.log"), None)?;
+        env.extend_from_slice(&spec.gateway_env);
+        let gateway = ClusterProcess::start(
+            &spec.executable,
+            &["gateway"],
+            &env,
+            &spec.logs.join(format!("{}-gateway.log", spec.name)),
+            None,
+        )?;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_millis(500))
             .build()?;
+        let cuts = if spec.cuttable {
+            NetworkCuts::prepare(&spec.name)
+        } else {
+            None
+        };
         let mut cluster = Self {
-            name,
-            topic,
+            name: spec.name.clone(),
+            topic: spec.topic.clone(),
             gateway,
             nodes: Vec::new(),
-            cuts: NetworkCuts::prepare(&id),
-            logs: logs.to_owned(),
-            admin_token: uuid::Uuid::new_v4().simple().to_string(),
+            cuts,
+            spec,
             http,
             restarts: 0,
         };
         cluster.wait_gateway_ready().await?;
-        for slot in 0..node_count {
-            cluster.nodes.push(None);
-            cluster.start_node(slot)?;
+        for _ in 0..node_count {
+            cluster.add_node()?;
         }
         Ok(cluster)
     }
 
-    fn node_env(&self) -> Vec<(String, String)> {
-        vec![
+    /// The environment of a node of this cluster (on a free port).
+    pub fn node_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
             ("UNDERSTUDY_CLUSTER".to_owned(), self.name.clone()),
             ("UNDERSTUDY_KAFKA__TOPIC".to_owned(), self.topic.clone()),
             (
@@ -213,9 +172,40 @@ impl LocalCluster {
             ("UNDERSTUDY_POSTGRES__POOL_SIZE".to_owned(), "4".to_owned()),
             (
                 "UNDERSTUDY_NODE__ADMIN_TOKEN".to_owned(),
-                self.admin_token.clone(),
+                self.spec.admin_token.clone(),
             ),
-        ]
+        ];
+        env.extend_from_slice(&self.spec.node_env);
+        env
+    }
+
+    /// The nodes' admin token.
+    pub fn admin_token(&self) -> &str {
+        &self.spec.admin_token
+    }
+
+    /// The `understudy` binary the cluster runs.
+    pub fn executable(&self) -> &Path {
+        &self.spec.executable
+    }
+
+    /// Where the cluster's processes log.
+    pub fn logs(&self) -> &Path {
+        &self.spec.logs
+    }
+
+    /// Starts one more node in a new slot; returns the slot.
+    pub fn add_node(&mut self) -> Result<usize, DrillError> {
+        self.nodes.push(None);
+        let slot = self.nodes.len() - 1;
+        self.start_node(slot)?;
+        Ok(slot)
+    }
+
+    /// Puts an already started node in a new slot; returns the slot.
+    pub fn push_node(&mut self, node: ClusterProcess) -> usize {
+        self.nodes.push(Some(node));
+        self.nodes.len() - 1
     }
 
     /// Starts (or restarts) the node in `slot`.
@@ -231,7 +221,10 @@ impl LocalCluster {
         extra_env: &[(String, String)],
     ) -> Result<(), DrillError> {
         self.restarts += 1;
-        let log = self.logs.join(format!("node-{slot}-{}.log", self.restarts));
+        let log = self
+            .spec
+            .logs
+            .join(format!("{}-node-{slot}-{}.log", self.name, self.restarts));
         let procs = match &self.cuts {
             Some(cuts) => Some(cuts.procs_file(slot)?),
             None => None,
@@ -239,6 +232,7 @@ impl LocalCluster {
         let mut env = self.node_env();
         env.extend_from_slice(extra_env);
         self.nodes[slot] = Some(ClusterProcess::start(
+            &self.spec.executable,
             &["node"],
             &env,
             &log,
@@ -422,16 +416,17 @@ impl LocalCluster {
     }
 
     /// `POST /api/failover/stepdown` on the node in `slot`.
-    pub async fn step_down(&self, slot: usize) -> Result<(), DrillError> {
+    /// The node's answer (a standby refuses).
+    pub async fn step_down(&self, slot: usize) -> Result<reqwest::StatusCode, DrillError> {
         let node = self.nodes[slot]
             .as_ref()
             .ok_or_else(|| DrillError::Timeout(format!("node {slot} is not running")))?;
-        self.http
-            .post(format!("{}/api/failover/stepdown", node.base_url))
-            .bearer_auth(&self.admin_token)
+        Ok(self
+            .http
+            .post(node.url("/api/failover/stepdown"))
+            .bearer_auth(&self.spec.admin_token)
             .send()
             .await?
-            .error_for_status()?;
-        Ok(())
+            .status())
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! - [`load`]: steady load through the gateway, acknowledged ids recorded.
 //! - [`verify`]: lost, duplicated and unexpected events; the seed's query.
-//! - [`local_cluster`]: a gateway and nodes started as child processes.
+//! - [`cluster_process`]: one child process: started, its address scraped, its log kept.
+//! - [`local_cluster`]: a gateway and nodes started as child processes (the drills', the
+//!   benchmarks' and the tests' one harness).
 //! - [`scenario`]: the faults and one drill cycle.
 //! - [`network_cut`]: a node cut off from ZooKeeper or from everything (cgroup + iptables).
 //! - [`infra_control`]: dependency outages through `scripts/infra`.
@@ -19,6 +21,7 @@
 pub mod attribution;
 pub mod chaos;
 pub mod clock_skew;
+pub mod cluster_process;
 pub mod infra_control;
 pub mod load;
 pub mod local_cluster;

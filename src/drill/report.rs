@@ -205,7 +205,7 @@ impl DrillReport {
         ));
         for change in &self.false_failover_changes {
             text.push_str(&format!(
-                "false failover: a leader started at {change} outside every fault's window\n"
+                "false failover: a leader started at {change}, outside every fault's window or beyond its allowance\n"
             ));
         }
         text.push_str(&format!(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::drill::attribution::{false_failovers, FaultWindow};
 use crate::drill::chaos::{self, Chaos};
-use crate::drill::clock_skew::ClockSkew;
+use crate::drill::clock_skew::{ClockSkew, SkewedClocks};
 use crate::drill::infra_control::InfraControl;
 use crate::drill::load::{LoadPlan, RunningLoad};
 use crate::drill::local_cluster::LocalCluster;
@@ -60,6 +60,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         infra: InfraControl::new(plan.infra_script.clone()),
         outage: plan.outage,
         zookeeper_port: plan.zookeeper_port,
+        skewed_clocks: SkewedClocks::default(),
     };
     let mut cluster = LocalCluster::start(plan.nodes, &plan.out.join("logs")).await?;
     cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
@@ -89,14 +90,29 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         let mut overlap = match chaos.as_mut() {
             Some(chaos) => {
                 let (leader, _) = cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
-                Some(chaos::overlap(&mut cluster, leader, &mut sequence, chaos).await?)
+                Some(
+                    chaos::overlap(
+                        &mut cluster,
+                        leader,
+                        &mut sequence,
+                        chaos,
+                        &mut context.skewed_clocks,
+                    )
+                    .await?,
+                )
             }
             None => None,
         };
         let mut result = run_cycle(&mut cluster, &mut context, scenario, cycle).await?;
         if let Some(overlap) = overlap.as_mut() {
             overlap.finish().await;
+            result.overlap_at = overlap.started_at;
             result.overlapping_faults = overlap.faults;
+            result.overlap_changes_allowed = i64::from(
+                overlap
+                    .paused_until
+                    .is_some_and(|until| until > result.fault_at),
+            );
             result.skewed_standby = overlap.skewed_standby;
             result.added_partition = overlap.added_partition;
             hostile_acked.append(&mut overlap.acked);
@@ -130,22 +146,21 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         verdict = verify(postgres, &cluster.topic, &outcome.acked, &outcome.unknown).await?;
     }
     // Every leadership change after the initial election, by when its
-    // leader started; each must fall in the window of the fault that caused it.
-    let changes: Vec<DateTime<Utc>> = postgres
-        .query(
-            "SELECT recovered_at FROM failover_events WHERE cluster = $1 ORDER BY epoch OFFSET 1",
-            &[&cluster.name],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    // leader started (on the real clock); each must fall in the window of
+    // the faults that caused it.
+    let changes: Vec<DateTime<Utc>> =
+        leadership_changes(postgres, &cluster.name, &context.skewed_clocks)
+            .await?
+            .into_iter()
+            .skip(1)
+            .map(|(at, _)| at)
+            .collect();
     let windows: Vec<FaultWindow> = cycles
         .iter()
         .map(|cycle| FaultWindow {
-            start: cycle.fault_at,
+            start: cycle.overlap_at.unwrap_or(cycle.fault_at),
             end: cycle.settled_at,
-            allowed: cycle.scenario.allowed_failovers() + cycle.overlapping_faults as i64,
+            allowed: cycle.scenario.allowed_failovers() + cycle.overlap_changes_allowed,
         })
         .collect();
     let false_failovers = false_failovers(&changes, &windows);
@@ -163,7 +178,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     )?;
     std::fs::write(
         plan.out.join("timeline.svg"),
-        timeline(postgres, &cluster, &report).await?,
+        timeline(postgres, &cluster, &report, &context.skewed_clocks).await?,
     )?;
     Ok(report)
 }
@@ -191,10 +206,29 @@ async fn memory_under_load(cluster: &LocalCluster) -> MemoryReport {
     memory
 }
 
+/// Every leadership of the cluster, in epoch order: when it started, on the
+/// real clock, and its epoch.
+async fn leadership_changes(
+    postgres: &tokio_postgres::Client,
+    cluster: &str,
+    skewed: &SkewedClocks,
+) -> Result<Vec<(DateTime<Utc>, i64)>, DrillError> {
+    Ok(postgres
+        .query(
+            "SELECT recovered_at, epoch, new_leader FROM failover_events WHERE cluster = $1 ORDER BY epoch",
+            &[&cluster],
+        )
+        .await?
+        .iter()
+        .map(|row| (skewed.real_time(row.get(2), row.get(0)), row.get(1)))
+        .collect())
+}
+
 async fn timeline(
     postgres: &tokio_postgres::Client,
     cluster: &LocalCluster,
     report: &DrillReport,
+    skewed: &SkewedClocks,
 ) -> Result<String, DrillError> {
     let committed: Vec<(DateTime<Utc>, i64)> = postgres
         .query(
@@ -207,16 +241,12 @@ async fn timeline(
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    let leadership: Vec<Marker> = postgres
-        .query(
-            "SELECT recovered_at, epoch FROM failover_events WHERE cluster = $1 ORDER BY epoch",
-            &[&cluster.name],
-        )
+    let leadership: Vec<Marker> = leadership_changes(postgres, &cluster.name, skewed)
         .await?
-        .iter()
-        .map(|row| Marker {
-            at: row.get(0),
-            label: format!("e{}", row.get::<_, i64>(1)),
+        .into_iter()
+        .map(|(at, epoch)| Marker {
+            at,
+            label: format!("e{epoch}"),
         })
         .collect();
     let faults: Vec<Marker> = report

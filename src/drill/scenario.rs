@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 use tokio_postgres::types::ToSql;
 
+use crate::drill::clock_skew::SkewedClocks;
 use crate::drill::infra_control::{InfraControl, Service};
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::network_cut::Cut;
@@ -27,6 +28,9 @@ const FIRST_COMMIT_AFTER: &str =
 /// When the successor of an epoch noticed its predecessor was gone: cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
     "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
+/// Which node took an epoch (whose clock wrote its times): cluster, epoch.
+const LEADER_OF_EPOCH: &str =
+    "SELECT new_leader FROM failover_events WHERE cluster = $1 AND epoch = $2";
 const REASON_OF_EPOCH: &str =
     "SELECT reason FROM failover_events WHERE cluster = $1 AND epoch = $2";
 
@@ -138,6 +142,8 @@ pub struct FaultContext {
     pub outage: Duration,
     /// ZooKeeper's client port (what a ZooKeeper cut drops).
     pub zookeeper_port: u16,
+    /// Nodes started with a skewed clock (chaos drills).
+    pub skewed_clocks: SkewedClocks,
 }
 
 /// What one cycle measured.
@@ -149,6 +155,9 @@ pub struct CycleResult {
     pub scenario: Scenario,
     /// When it was injected.
     pub fault_at: DateTime<Utc>,
+    /// Chaos drills: when the first overlapping fault was injected, before
+    /// the main one (the start of the cycle's fault window).
+    pub overlap_at: Option<DateTime<Utc>>,
     /// When the cycle found the cluster settled (the end of its fault window).
     pub settled_at: DateTime<Utc>,
     /// The leader's epoch before.
@@ -177,9 +186,12 @@ pub struct CycleResult {
     pub takeover_reason: Option<String>,
     /// Leadership changes during the cycle.
     pub failovers: i64,
-    /// Faults injected alongside the main one (chaos drills), each of which
-    /// may cause one more leadership change.
+    /// Faults injected alongside the main one (chaos drills).
     pub overlapping_faults: usize,
+    /// Leadership changes the overlapping faults may cause: one for a paused
+    /// standby still paused when the main fault came (it may have been the
+    /// node that should take over), none for the others.
+    pub overlap_changes_allowed: i64,
     /// Chaos drills: the wall-clock skew, in seconds, of a standby killed and
     /// restarted before the main fault (no leadership change may follow).
     pub skewed_standby: Option<i64>,
@@ -196,10 +208,7 @@ impl CycleResult {
     /// Faults injected in this cycle: the main one (two for a cascade) and
     /// every overlapping one.
     pub fn faults(&self) -> usize {
-        self.scenario.faults()
-            + self.overlapping_faults
-            + usize::from(self.skewed_standby.is_some())
-            + usize::from(self.added_partition.is_some())
+        self.scenario.faults() + self.overlapping_faults
     }
 }
 
@@ -239,7 +248,14 @@ pub async fn run_cycle(
             }
             restart.push(leader);
         }
-        Scenario::Stepdown => cluster.step_down(leader).await?,
+        Scenario::Stepdown => {
+            let answer = cluster.step_down(leader).await?;
+            if !answer.is_success() {
+                return Err(DrillError::Fault(format!(
+                    "the leader answered the stepdown with {answer}"
+                )));
+            }
+        }
         Scenario::Sigstop => {
             cluster.signal(leader, Signal::SIGSTOP)?;
             resume = Some(leader);
@@ -288,6 +304,11 @@ pub async fn run_cycle(
         format!("the failover record of epoch {epoch_after}"),
     )
     .await?;
+    let new_leader: String = postgres
+        .query_one(LEADER_OF_EPOCH, &[&cluster.name, &epoch_after])
+        .await?
+        .get(0);
+    let detected_at = context.skewed_clocks.real_time(&new_leader, detected_at);
     let takeover_reason = postgres
         .query_opt(REASON_OF_EPOCH, &[&cluster.name, &epoch_after])
         .await?
@@ -319,7 +340,9 @@ pub async fn run_cycle(
         circuit_opened: None,
         takeover_reason,
         failovers: settled.failovers,
+        overlap_at: None,
         overlapping_faults: 0,
+        overlap_changes_allowed: 0,
         skewed_standby: None,
         added_partition: None,
         wedged: None,
@@ -401,7 +424,9 @@ async fn run_outage(
         circuit_opened,
         takeover_reason: None,
         failovers: settled.failovers,
+        overlap_at: None,
         overlapping_faults: 0,
+        overlap_changes_allowed: 0,
         skewed_standby: None,
         added_partition: None,
         wedged: None,

@@ -1,16 +1,23 @@
-//! A test cluster: a gateway and several real `understudy node` processes on free
-//! ports, sharing a cluster name and topic of their own; a steady load through
-//! the gateway that records every acknowledged `message_id`; and the checks
-//! against PostgreSQL that every acknowledged event is stored exactly once.
+//! A test cluster: the harness's [`LocalCluster`] (a gateway and real
+//! `understudy node` processes on free ports, sharing a cluster name and topic
+//! of their own) with the tests' defaults and panicking helpers; a steady load
+//! through the gateway that records every acknowledged `message_id`; and the
+//! drills' exactly-once check against PostgreSQL.
 
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use serde_json::Value;
 use understudy::drill::load::{publish_one, LoadPlan, RunningLoad};
+use understudy::drill::local_cluster::{ClusterSpec, LocalCluster};
+use understudy::drill::verify::verify;
 use uuid::Uuid;
 
-use super::{eventually, gateway_env, http_client, unique, UnderstudyProcess, KAFKA, POSTGRES_URL};
+use super::{
+    eventually, gateway_env, http_client, log_dir, understudy_binary, unique, UnderstudyProcess,
+    KAFKA, POSTGRES_URL, TEST_LOG_FILTER,
+};
 
 /// ZooKeeper session timeout used by test nodes: sub-second, with margin for a busy CI machine.
 pub const SESSION_TIMEOUT_MS: u64 = 800;
@@ -19,16 +26,22 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// A gateway and nodes sharing one cluster name and topic.
 pub struct TestCluster {
-    /// Cluster name.
-    pub name: String,
-    /// Topic.
-    pub topic: String,
-    /// The gateway.
-    pub gateway: UnderstudyProcess,
-    /// Node slots; `None` once stopped.
-    pub nodes: Vec<Option<UnderstudyProcess>>,
+    cluster: LocalCluster,
     http: reqwest::Client,
-    extra_env: HashMap<String, String>,
+}
+
+impl Deref for TestCluster {
+    type Target = LocalCluster;
+
+    fn deref(&self) -> &LocalCluster {
+        &self.cluster
+    }
+}
+
+impl DerefMut for TestCluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.cluster
+    }
 }
 
 impl TestCluster {
@@ -45,34 +58,36 @@ impl TestCluster {
         node_count: usize,
         extra_env: HashMap<String, String>,
     ) -> Self {
-        let name = unique(prefix).replace('-', "_");
         let topic = unique(prefix);
-        let mut env = gateway_env(&topic, KAFKA);
-        env.extend(extra_env.clone());
-        let gateway = UnderstudyProcess::start(&format!("{prefix}-gateway"), &["gateway"], &env);
-        Self::with_gateway(name, topic, gateway, node_count, extra_env).await
-    }
-
-    async fn with_gateway(
-        name: String,
-        topic: String,
-        gateway: UnderstudyProcess,
-        node_count: usize,
-        extra_env: HashMap<String, String>,
-    ) -> Self {
-        let http = http_client();
-        super::wait_ready(&http, &gateway).await;
-        let mut cluster = Self {
-            name,
+        let mut gateway_env: Vec<(String, String)> =
+            gateway_env(&topic, KAFKA).into_iter().collect();
+        gateway_env.push(("RUST_LOG".into(), TEST_LOG_FILTER.into()));
+        gateway_env.extend(extra_env.clone());
+        let mut node_env = vec![
+            (
+                "UNDERSTUDY_ZOOKEEPER__SESSION_TIMEOUT_MS".to_owned(),
+                SESSION_TIMEOUT_MS.to_string(),
+            ),
+            ("RUST_LOG".to_owned(), TEST_LOG_FILTER.to_owned()),
+        ];
+        node_env.extend(extra_env);
+        let spec = ClusterSpec {
+            executable: understudy_binary().to_owned(),
+            logs: log_dir(),
+            name: unique(prefix).replace('-', "_"),
             topic,
-            gateway,
-            nodes: Vec::new(),
-            http,
-            extra_env,
+            gateway_env,
+            node_env,
+            admin_token: ADMIN_TOKEN.to_owned(),
+            cuttable: false,
         };
-        for _ in 0..node_count {
-            cluster.add_node();
-        }
+        let cluster = LocalCluster::launch(spec, node_count)
+            .await
+            .unwrap_or_else(|error| panic!("{prefix} cluster: {error}"));
+        let cluster = Self {
+            cluster,
+            http: http_client(),
+        };
         if node_count > 0 {
             cluster.wait_for_leader(None).await;
         }
@@ -81,44 +96,17 @@ impl TestCluster {
 
     /// Environment of a node of this cluster on a free port.
     pub fn node_env(&self) -> HashMap<String, String> {
-        let mut env = HashMap::from([
-            ("UNDERSTUDY_CLUSTER".into(), self.name.clone()),
-            ("UNDERSTUDY_KAFKA__TOPIC".into(), self.topic.clone()),
-            ("UNDERSTUDY_NODE__BIND_HOST".into(), "127.0.0.1".into()),
-            ("UNDERSTUDY_NODE__HTTP_PORT".into(), "0".into()),
-            (
-                "UNDERSTUDY_ZOOKEEPER__SESSION_TIMEOUT_MS".into(),
-                SESSION_TIMEOUT_MS.to_string(),
-            ),
-            ("UNDERSTUDY_POSTGRES__POOL_SIZE".into(), "4".into()),
-            ("UNDERSTUDY_NODE__ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
-        ]);
-        env.extend(self.extra_env.clone());
-        env
+        self.cluster.node_env().into_iter().collect()
     }
 
     /// Starts one more node; returns its slot.
     pub fn add_node(&mut self) -> usize {
-        self.push_node(UnderstudyProcess::start(
-            "node",
-            &["node"],
-            &self.node_env(),
-        ))
-    }
-
-    /// Puts an already started node in a new slot; returns the slot.
-    pub fn push_node(&mut self, node: UnderstudyProcess) -> usize {
-        self.nodes.push(Some(node));
-        self.nodes.len() - 1
+        self.cluster.add_node().expect("a node starts")
     }
 
     /// Starts a node again in an emptied slot.
     pub fn restart_node(&mut self, slot: usize) {
-        self.nodes[slot] = Some(UnderstudyProcess::start(
-            "node",
-            &["node"],
-            &self.node_env(),
-        ));
+        self.cluster.start_node(slot).expect("a node restarts");
     }
 
     /// The node in `slot`.
@@ -131,19 +119,6 @@ impl TestCluster {
         let node = self.nodes[slot].as_ref()?;
         let response = self.http.get(node.url("/metrics")).send().await.ok()?;
         response.text().await.ok()
-    }
-
-    /// `GET /api/failover/status` of the node in `slot`; `None` if it does not answer.
-    pub async fn status(&self, slot: usize) -> Option<Value> {
-        let node = self.nodes[slot].as_ref()?;
-        let response = self
-            .http
-            .get(node.url("/api/failover/status"))
-            .timeout(Duration::from_millis(500))
-            .send()
-            .await
-            .ok()?;
-        response.json().await.ok()
     }
 
     /// Slots of the running nodes that report `isLeader`, every node asked at
@@ -188,39 +163,29 @@ impl TestCluster {
 
     /// Waits for exactly one leader with an epoch above `above`; returns (slot, epoch).
     pub async fn wait_for_leader(&self, above: Option<i64>) -> (usize, i64) {
-        eventually(Duration::from_secs(30), "a single leader", || async {
-            match self.leaders().await.as_slice() {
-                [(slot, status)] => {
-                    let epoch = status["epoch"].as_i64()?;
-                    (above.is_none_or(|floor| epoch > floor)).then_some((*slot, epoch))
-                }
-                _ => None,
-            }
-        })
-        .await
+        self.cluster
+            .wait_for_leader(above.unwrap_or(0), Duration::from_secs(30))
+            .await
+            .expect("a single leader")
     }
 
     /// Sends `signal` to the node in `slot`.
     pub fn signal(&self, slot: usize, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.node(slot).pid()), signal)
-            .expect("signal node");
+        self.cluster.signal(slot, signal).expect("signal node");
     }
 
     /// `POST /api/failover/stepdown` on the node in `slot`, with the admin
     /// token; returns the status code.
     pub async fn step_down(&self, slot: usize) -> reqwest::StatusCode {
-        self.http
-            .post(self.node(slot).url("/api/failover/stepdown"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
+        self.cluster
+            .step_down(slot)
             .await
             .expect("stepdown request")
-            .status()
     }
 
     /// Takes the process out of its slot (it is killed when dropped).
     pub fn take_node(&mut self, slot: usize) -> UnderstudyProcess {
-        self.nodes[slot].take().expect("node is running")
+        self.cluster.take_node(slot).expect("node is running")
     }
 
     /// Publishes one event through the gateway; `Some(id)` when acknowledged.
@@ -237,46 +202,22 @@ impl TestCluster {
         })
     }
 
-    /// Waits until every id in `acked` is stored, then checks each is stored exactly once.
+    /// Waits until every id in `acked` is stored, then runs the drills'
+    /// exactly-once check: none lost, no event stored twice (the seed's query
+    /// and the load's markers), no row of this topic no client was
+    /// acknowledged for.
     pub async fn verify_exactly_once(&self, acked: &[Uuid]) {
         let client = pg().await;
-        let expected = acked.len() as i64;
-        let ids: Vec<Uuid> = acked.to_vec();
-        eventually(
+        let verdict = eventually(
             Duration::from_secs(60),
             "every acknowledged event stored",
             || async {
-                let row = client
-                    .query_one(
-                        "SELECT COUNT(*) FROM log_events WHERE message_id = ANY($1)",
-                        &[&ids],
-                    )
-                    .await
-                    .ok()?;
-                (row.get::<_, i64>(0) == expected).then_some(())
+                let verdict = verify(&client, &self.topic, acked, &[]).await.ok()?;
+                (verdict.lost == 0).then_some(verdict)
             },
         )
         .await;
-        let duplicates = client
-            .query(
-                "SELECT message_id, COUNT(*) FROM log_events GROUP BY message_id HAVING COUNT(*) > 1;",
-                &[],
-            )
-            .await
-            .expect("seed duplicate query");
-        assert!(duplicates.is_empty(), "duplicated message ids");
-        let stored: i64 = client
-            .query_one(
-                "SELECT COUNT(*) FROM log_events WHERE topic = $1",
-                &[&self.topic],
-            )
-            .await
-            .expect("count")
-            .get(0);
-        assert_eq!(
-            stored, expected,
-            "rows of this topic that no client was acknowledged for"
-        );
+        assert!(verdict.is_exactly_once(), "{verdict:?}");
     }
 
     /// Rows committed by an epoch below `epoch` after the first row of `epoch`.

@@ -8,10 +8,8 @@ pub mod drill_run;
 pub mod tls;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -43,81 +41,30 @@ pub fn log_dir() -> PathBuf {
     dir
 }
 
-/// A running `understudy` process, killed when dropped.
-pub struct UnderstudyProcess {
-    child: Child,
-    /// Base URL it announced, e.g. `http://127.0.0.1:41234`.
-    pub base_url: String,
-    /// Its stderr log file.
-    pub log_path: PathBuf,
+/// A running `understudy` process, killed when dropped: the harness's own
+/// process type.
+pub use understudy::drill::cluster_process::ClusterProcess as UnderstudyProcess;
+
+/// Starts `understudy <args>` with `env` (and `RUST_LOG` at info), logging
+/// under [`log_dir`]; panics with the end of its log when it does not start.
+pub fn start_process(
+    name: &str,
+    args: &[&str],
+    env: &HashMap<String, String>,
+) -> UnderstudyProcess {
+    let log = log_dir().join(format!("{}.log", unique(name)));
+    let mut env: Vec<(String, String)> = env.clone().into_iter().collect();
+    env.push(("RUST_LOG".into(), TEST_LOG_FILTER.into()));
+    UnderstudyProcess::start(understudy_binary(), args, &env, &log, None)
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
 }
 
-impl UnderstudyProcess {
-    /// Starts `understudy <args>` with `env` and waits for its "listening on" line.
-    pub fn start(name: &str, args: &[&str], env: &HashMap<String, String>) -> Self {
-        let log_path = log_dir().join(format!("{}.log", unique(name)));
-        let log_file = std::fs::File::create(&log_path).expect("create log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_understudy"))
-            .args(args)
-            .envs(env)
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn understudy");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after the announcement so the child never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, url)) = line.split_once(" listening on ") {
-                    let _ = sender.send(url.trim().to_owned());
-                }
-            }
-        });
-        let Ok(base_url) = receiver.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("{name} did not announce its address; log:\n{log}");
-        };
-        Self {
-            child,
-            base_url,
-            log_path,
-        }
-    }
+/// What the processes of a test log.
+pub const TEST_LOG_FILTER: &str = "info,librdkafka=warn";
 
-    /// Waits up to 30 s for `needle` to appear in the process's log.
-    pub async fn wait_for_log(&self, needle: &str, what: &str) {
-        eventually(Duration::from_secs(30), what, || async {
-            let log = std::fs::read_to_string(&self.log_path).ok()?;
-            log.contains(needle).then_some(())
-        })
-        .await;
-    }
-
-    /// The process id, for signals.
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid fits i32")
-    }
-
-    /// The exit status, once the process has exited.
-    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
-        self.child.try_wait()
-    }
-
-    /// `base_url` + `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-}
-
-impl Drop for UnderstudyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The deployed binary under test.
+pub fn understudy_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_understudy"))
 }
 
 /// Environment for a gateway on a free port publishing to `topic` on `kafka`.
