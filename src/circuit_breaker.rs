@@ -13,12 +13,12 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use failsafe::{Instrument, StateMachine};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::CircuitBreakerConfig;
 
 /// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Calls go through.

@@ -29,6 +29,7 @@
 //! - [`circuit_breaker`]: the breakers in front of Kafka, PostgreSQL and Redis.
 //! - [`actors`]: a node's supervised actors and their messages.
 //! - [`node`]: the node process.
+//! - [`node_status`]: a node's status answer, typed, for the node, the gateway and the drills.
 //! - [`node_url`]: what a node's advertised base URL may be.
 //! - [`drill`]: load generation, verification and failover drills.
 //! - [`bench`]: throughput, latency and failover benchmarks beside their baselines.
@@ -50,6 +51,7 @@ pub mod leader_liveness;
 pub mod leader_presence;
 pub mod log_event;
 pub mod node;
+pub mod node_status;
 pub mod node_url;
 pub mod pem_file;
 pub mod postgres;

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -38,6 +37,7 @@ use crate::actors::state_snapshot::{
 use crate::consumer_state::{ConsumerState, CustomState};
 use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
+use crate::node_status::{FailoverStatus, FailoverView, NodeRole, StateSummary};
 use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
 use crate::takeover_reason::{TakeoverKind, TakeoverReason};
@@ -188,63 +188,6 @@ pub struct Shutdown;
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("this node is not the leader")]
 pub struct NotLeader;
-
-/// The node's answer to `GET /api/failover/status`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailoverStatus {
-    /// This node's instance id.
-    pub instance_id: String,
-    /// Cluster name.
-    pub cluster: String,
-    /// The seed's flag: this node leads and consumes.
-    pub is_leader: bool,
-    /// `LEADER`, `UNCONFIRMED` (consuming under the fence, but its lease has
-    /// run out: ZooKeeper or the heartbeat has not vouched for it in time),
-    /// `TAKING_OVER` or `STANDBY`.
-    pub role: &'static str,
-    /// This node's current (or last) epoch.
-    pub epoch: Option<Epoch>,
-    /// Who ZooKeeper names as leader.
-    pub leader_id: Option<String>,
-    /// Whether the ZooKeeper session is up.
-    pub zookeeper_connected: bool,
-    /// Age of the leader heartbeat last seen, ms.
-    pub heartbeat_age_ms: Option<i64>,
-    /// What this node consumes and has committed.
-    pub state: StateSummary,
-    /// Snapshot/database disagreements seen at takeovers.
-    pub reconciliation_mismatches: u64,
-    /// The last takeover by this node.
-    pub last_failover: Option<FailoverView>,
-}
-
-/// Consumption state in the status answer.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StateSummary {
-    /// Partitions consumed.
-    pub partitions: Vec<i32>,
-    /// Next offset per partition.
-    pub offsets: BTreeMap<i32, i64>,
-    /// Events committed (continued from the snapshot at takeover).
-    pub processed_total: u64,
-    /// Dead letters committed by this node.
-    pub dead_lettered_total: u64,
-}
-
-/// A takeover as the status reports it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailoverView {
-    /// The stored record.
-    #[serde(flatten)]
-    pub record: FailoverRecord,
-    /// When the new leader's first commit landed.
-    pub first_commit_at: Option<DateTime<Utc>>,
-    /// `first_commit_at - detected_at`.
-    pub first_commit_ms: Option<i64>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -791,12 +734,12 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
             cluster: self.identity.cluster.clone(),
             is_leader,
             role: match self.role {
-                Role::Standby => "STANDBY",
-                Role::TakingOver(_) => "TAKING_OVER",
-                Role::Leading(_) if is_leader => "LEADER",
-                Role::Leading(_) => "UNCONFIRMED",
+                Role::Standby => NodeRole::Standby,
+                Role::TakingOver(_) => NodeRole::TakingOver,
+                Role::Leading(_) if is_leader => NodeRole::Leader,
+                Role::Leading(_) => NodeRole::Unconfirmed,
             },
-            epoch: self.role.epoch().or(self.last_epoch),
+            epoch: self.role.epoch().or(self.last_epoch).map(|epoch| epoch.0),
             leader_id: self
                 .zookeeper_leader
                 .as_ref()

@@ -149,7 +149,7 @@ pub async fn overlap(
         let instance = cluster
             .status(slot)
             .await
-            .and_then(|status| status["instanceId"].as_str().map(str::to_owned))
+            .map(|status| status.failover.instance_id)
             .ok_or_else(|| DrillError::Timeout(format!("the instance id of node {slot}")))?;
         skewed.record(instance, skew);
         done.faults += 1;

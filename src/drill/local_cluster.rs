@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::drill::cluster_process::ClusterProcess;
 use crate::drill::network_cut::{Cut, NetworkCuts};
 use crate::drill::DrillError;
+use crate::node_status::{NodeRole, NodeStatus};
 
 /// What a cluster is started with.
 #[derive(Debug, Clone)]
@@ -280,11 +281,11 @@ impl LocalCluster {
     }
 
     /// `GET /api/failover/status` of the node in `slot`, if it answers.
-    pub async fn status(&self, slot: usize) -> Option<Value> {
+    pub async fn status(&self, slot: usize) -> Option<NodeStatus> {
         let node = self.nodes.get(slot)?.as_ref()?;
         let response = self
             .http
-            .get(format!("{}/api/failover/status", node.base_url))
+            .get(node.url("/api/failover/status"))
             .send()
             .await
             .ok()?;
@@ -302,8 +303,8 @@ impl LocalCluster {
             let mut leaders = Vec::new();
             for slot in 0..self.nodes.len() {
                 if let Some(status) = self.status(slot).await {
-                    if status["isLeader"] == true {
-                        leaders.push((slot, status["epoch"].as_i64().unwrap_or(0)));
+                    if status.failover.is_leader {
+                        leaders.push((slot, status.failover.epoch.unwrap_or(0)));
                     }
                 }
             }
@@ -346,7 +347,7 @@ impl LocalCluster {
     /// Waits until the node in `slot` answers as a standby.
     pub async fn wait_for_standby(&self, slot: usize, timeout: Duration) -> Result<(), DrillError> {
         self.wait_for_node(slot, timeout, "to stand by", |status| {
-            status["role"] == "STANDBY" && status["zookeeperConnected"] == true
+            status.failover.role == NodeRole::Standby && status.failover.zookeeper_connected
         })
         .await
     }
@@ -379,7 +380,7 @@ impl LocalCluster {
         timeout: Duration,
     ) -> Result<(), DrillError> {
         self.wait_for_node(slot, timeout, "to reconnect", |status| {
-            status["zookeeperConnected"] == true
+            status.failover.zookeeper_connected
         })
         .await
     }
@@ -390,7 +391,7 @@ impl LocalCluster {
         slot: usize,
         timeout: Duration,
         what: &str,
-        ready: impl Fn(&Value) -> bool,
+        ready: impl Fn(&NodeStatus) -> bool,
     ) -> Result<(), DrillError> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {

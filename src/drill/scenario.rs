@@ -10,11 +10,13 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 use tokio_postgres::types::ToSql;
 
+use crate::circuit_breaker::BreakerState;
 use crate::drill::clock_skew::SkewedClocks;
 use crate::drill::infra_control::{InfraControl, Service};
 use crate::drill::local_cluster::LocalCluster;
 use crate::drill::network_cut::Cut;
 use crate::drill::{connect_postgres, DrillError};
+use crate::node_status::{BreakerView, NodeDependencies, NodeRole};
 
 /// How long a cycle may wait for a leader or a commit.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -371,10 +373,10 @@ async fn run_outage(
     let down_at = Utc::now();
     let circuit_opened = match scenario {
         Scenario::RedisOutage => {
-            Some(circuit_opens(cluster, leader, "redis", context.outage).await)
+            Some(circuit_opens(cluster, leader, |deps| &deps.redis, context.outage).await)
         }
         Scenario::PostgresOutage => {
-            Some(circuit_opens(cluster, leader, "postgres", context.outage).await)
+            Some(circuit_opens(cluster, leader, |deps| &deps.postgres, context.outage).await)
         }
         _ => None,
     };
@@ -463,19 +465,19 @@ async fn start_and_probe(
     Ok(accepted_at.unwrap_or_else(Utc::now))
 }
 
-/// Watches the leader's status for `outage`: whether its breaker in front of
-/// `dependency` was seen open.
+/// Watches the leader's status for `outage`: whether the breaker `breaker`
+/// picks from its dependencies was seen open.
 async fn circuit_opens(
     cluster: &LocalCluster,
     leader: usize,
-    dependency: &str,
+    breaker: impl Fn(&NodeDependencies) -> &BreakerView,
     outage: Duration,
 ) -> bool {
     let until = tokio::time::Instant::now() + outage;
     let mut opened = false;
     while tokio::time::Instant::now() < until {
         if let Some(status) = cluster.status(leader).await {
-            opened |= status["dependencies"][dependency]["circuit"] == "open";
+            opened |= breaker(&status.dependencies).circuit == BreakerState::Open;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -499,8 +501,8 @@ async fn claimant(cluster: &LocalCluster, epoch: i64) -> Result<(usize, i64), Dr
     while tokio::time::Instant::now() < deadline {
         for slot in 0..cluster.nodes.len() {
             if let Some(status) = cluster.status(slot).await {
-                let claimed = status["epoch"].as_i64().unwrap_or(0);
-                if status["role"] != "STANDBY" && claimed > epoch {
+                let claimed = status.failover.epoch.unwrap_or(0);
+                if status.failover.role != NodeRole::Standby && claimed > epoch {
                     return Ok((slot, claimed));
                 }
             }

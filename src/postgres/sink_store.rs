@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::circuit_breaker::DependencyBreaker;
@@ -286,7 +286,9 @@ pub struct CommitOutcome {
 }
 
 /// One leadership change, as stored in `failover_events`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Queryable, Selectable,
+)]
 #[diesel(table_name = failover_events)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverRecord {

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDown};
 use crate::circuit_breaker::DependencyBreaker;
+use crate::node_status::{BreakerView, NodeDependencies, NodeStatus, SessionView};
 use crate::postgres::sink_store::SinkStore;
 use crate::web::api_error::{ApiError, ErrorBody};
 use crate::web::{openapi, presence_stream};
@@ -49,29 +50,34 @@ pub fn routes(config: &mut web::ServiceConfig) {
     get,
     path = "/api/failover/status",
     tag = "node",
-    responses((status = 200, description = "The seed's isLeader, role, epoch, leader, heartbeat age, consumption state, last failover, and each dependency (ZooKeeper session; circuit breakers of the sink's PostgreSQL pool, of the history reads' own pool, and of Redis)", body = Object))
+    responses((status = 200, description = "The seed's isLeader, role, epoch, leader, heartbeat age, consumption state, last failover, and each dependency (ZooKeeper session; circuit breakers of the sink's PostgreSQL pool, of the history reads' own pool, and of Redis)", body = NodeStatus))
 )]
 pub async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
-    let status = state
+    let failover = state
         .coordinator
         .send(GetFailoverStatus)
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    let dependencies = json!({
-        "zookeeper": {"connected": status.zookeeper_connected},
-        "postgres": breaker_view(&state.sink_breaker),
-        "postgresHistory": breaker_view(state.history.breaker()),
-        "redis": breaker_view(&state.redis_breaker),
-    });
-    let mut body =
-        serde_json::to_value(&status).map_err(|error| ApiError::Internal(error.to_string()))?;
-    body["dependencies"] = dependencies;
-    Ok(HttpResponse::Ok().json(body))
+    let dependencies = NodeDependencies {
+        zookeeper: SessionView {
+            connected: failover.zookeeper_connected,
+        },
+        postgres: breaker_view(&state.sink_breaker),
+        postgres_history: breaker_view(state.history.breaker()),
+        redis: breaker_view(&state.redis_breaker),
+    };
+    Ok(HttpResponse::Ok().json(NodeStatus {
+        failover,
+        dependencies,
+    }))
 }
 
-/// A breaker as the status answers show it.
-pub fn breaker_view(breaker: &DependencyBreaker) -> serde_json::Value {
-    json!({"circuit": breaker.state(), "rejectedCalls": breaker.rejected()})
+/// A breaker as the status answer shows it.
+fn breaker_view(breaker: &DependencyBreaker) -> BreakerView {
+    BreakerView {
+        circuit: breaker.state(),
+        rejected_calls: breaker.rejected(),
+    }
 }
 
 /// Query of `GET /api/failover/history`.

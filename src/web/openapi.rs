@@ -7,6 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::log_event::LogEventRequest;
+use crate::node_status::NodeStatus;
 use crate::web::api_error::ErrorBody;
 use crate::web::log_ingest::{Accepted, BatchItemResult, BatchResponse};
 use crate::web::{health, log_ingest, metrics_endpoint, node_api, presence_stream, system_status};
@@ -45,7 +46,7 @@ pub struct GatewayApi;
         metrics_endpoint::metrics,
         node_openapi,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, NodeStatus)),
     modifiers(&AdminToken)
 )]
 pub struct NodeApi;

@@ -9,10 +9,10 @@ use actix_web::{web, HttpResponse};
 use futures::future::join_all;
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::circuit_breaker::BreakerState;
 use crate::kafka::broker_probe::BrokerHealth;
+use crate::node_status::NodeStatus;
 use crate::web::gateway::GatewayState;
 
 /// What one node answered.
@@ -22,9 +22,9 @@ pub struct NodeReport {
     pub url: String,
     /// Whether the node answered its status endpoint.
     pub reachable: bool,
-    /// The node's `/api/failover/status` body, as it sent it.
+    /// The node's `/api/failover/status` answer.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failover_status: Option<Value>,
+    pub failover_status: Option<NodeStatus>,
     /// Why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -36,7 +36,7 @@ pub struct LeaderReport {
     /// The node's base URL.
     pub url: String,
     /// Its instance id, as it reports it.
-    pub instance_id: Option<String>,
+    pub instance_id: String,
     /// Its leadership epoch, as it reports it.
     pub epoch: Option<i64>,
 }
@@ -114,18 +114,17 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
             .map(|url| fetch_node(&state.http, url, state.node_status_timeout)),
     )
     .await;
-    let leaders: Vec<&NodeReport> = nodes
+    let leaders: Vec<(&str, &NodeStatus)> = nodes
         .iter()
-        .filter(|node| claims_leadership(node))
+        .filter_map(|node| Some((node.url.as_str(), node.failover_status.as_ref()?)))
+        .filter(|(_, status)| status.failover.is_leader)
         .collect();
     let leaders_claimed = leaders.len();
     let leader = match leaders.as_slice() {
-        [only] => Some(LeaderReport {
-            url: only.url.clone(),
-            instance_id: status_field(only, "instanceId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            epoch: status_field(only, "epoch").and_then(Value::as_i64),
+        [(url, only)] => Some(LeaderReport {
+            url: (*url).to_owned(),
+            instance_id: only.failover.instance_id.clone(),
+            epoch: only.failover.epoch,
         }),
         _ => None,
     };
@@ -181,7 +180,8 @@ async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> Nod
                 return Err(format!("answer larger than {NODE_STATUS_MAX_BYTES} bytes"));
             }
         }
-        serde_json::from_slice::<Value>(&body).map_err(|error| error.to_string())
+        serde_json::from_slice::<NodeStatus>(&body)
+            .map_err(|error| format!("not a node's status answer: {error}"))
     }
     .await;
     match answer {
@@ -198,12 +198,4 @@ async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> Nod
             error: Some(error),
         },
     }
-}
-
-fn status_field<'a>(node: &'a NodeReport, key: &str) -> Option<&'a Value> {
-    node.failover_status.as_ref().and_then(|body| body.get(key))
-}
-
-fn claims_leadership(node: &NodeReport) -> bool {
-    status_field(node, "isLeader").and_then(Value::as_bool) == Some(true)
 }

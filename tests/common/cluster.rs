@@ -121,6 +121,21 @@ impl TestCluster {
         response.text().await.ok()
     }
 
+    /// `GET /api/failover/status` of the node in `slot` as raw JSON, read as
+    /// any client would (the harness's own helpers read it as the typed
+    /// `NodeStatus`); `None` if it does not answer.
+    pub async fn status(&self, slot: usize) -> Option<Value> {
+        let node = self.nodes[slot].as_ref()?;
+        let response = self
+            .http
+            .get(node.url("/api/failover/status"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
     /// Slots of the running nodes that report `isLeader`, every node asked at
     /// once and required to answer (a slow second leader must not pass for a
     /// standby, as it would in [`TestCluster::leaders`]).
