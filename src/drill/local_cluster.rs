@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use serde_json::Value;
 
+use crate::circuit_breaker::BreakerState;
 use crate::drill::cluster_process::ClusterProcess;
 use crate::drill::network_cut::{Cut, NetworkCuts};
 use crate::drill::DrillError;
 use crate::node_status::{NodeRole, NodeStatus};
+use crate::web::system_status::{Health, SystemStatus};
 
 /// What a cluster is started with.
 #[derive(Debug, Clone)]
@@ -358,14 +359,14 @@ impl LocalCluster {
         let deadline = Instant::now() + timeout;
         let status_url = format!("{}/api/system/status", self.gateway.base_url);
         while Instant::now() < deadline {
-            let status: Option<Value> = match self.http.get(&status_url).send().await {
+            let status: Option<SystemStatus> = match self.http.get(&status_url).send().await {
                 Ok(response) => response.json().await.ok(),
                 Err(_) => None,
             };
-            if let Some(status) = status {
-                if status["broker"]["status"] == "UP" && status["broker"]["circuit"] == "closed" {
-                    return Ok(());
-                }
+            if status.is_some_and(|status| {
+                status.broker.status == Health::Up && status.broker.circuit == BreakerState::Closed
+            }) {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -8,14 +8,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::KafkaConfig;
 use crate::kafka::topic::ensure_topic;
 use crate::telemetry::gateway_metrics::GatewayMetrics;
 
 /// The last thing the probe learnt about the broker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BrokerHealth {
     /// Whether the broker answered and the topic has partitions.
     pub ready: bool,

@@ -8,15 +8,28 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use futures::future::join_all;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::circuit_breaker::BreakerState;
 use crate::kafka::broker_probe::BrokerHealth;
 use crate::node_status::NodeStatus;
 use crate::web::gateway::GatewayState;
 
+/// Up, down, or (for the whole system) up but not as it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// Working.
+    Up,
+    /// Not working.
+    Down,
+    /// Working, but the broker is not ready or not exactly one node leads.
+    Degraded,
+}
+
 /// What one node answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeReport {
     /// The node's base URL (`gateway.node_urls`, or as it advertises itself).
     pub url: String,
@@ -31,7 +44,7 @@ pub struct NodeReport {
 }
 
 /// The node that claims leadership.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeaderReport {
     /// The node's base URL.
     pub url: String,
@@ -42,21 +55,21 @@ pub struct LeaderReport {
 }
 
 /// The gateway process itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GatewayReport {
     /// Always `UP` when this answer exists.
-    pub status: &'static str,
+    pub status: Health,
     /// Crate version.
-    pub version: &'static str,
+    pub version: String,
     /// Seconds since the gateway started.
     pub uptime_seconds: u64,
 }
 
 /// The broker as the gateway sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BrokerReport {
     /// `UP` when ready, otherwise `DOWN`.
-    pub status: &'static str,
+    pub status: Health,
     /// Where the gateway connects.
     pub bootstrap_servers: String,
     /// The events topic.
@@ -71,10 +84,10 @@ pub struct BrokerReport {
 }
 
 /// The whole answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SystemStatus {
     /// `UP` when the broker is ready and exactly one node leads, otherwise `DEGRADED`.
-    pub status: &'static str,
+    pub status: Health,
     /// The gateway.
     pub gateway: GatewayReport,
     /// The broker.
@@ -95,7 +108,7 @@ pub struct SystemStatus {
     get,
     path = "/api/system/status",
     tag = "gateway",
-    responses((status = 200, description = "Gateway, broker (with its circuit breaker), every configured node and the leader; `status` is UP or DEGRADED", body = Object))
+    responses((status = 200, description = "Gateway, broker (with its circuit breaker), every configured node and the leader; `status` is UP or DEGRADED", body = SystemStatus))
 )]
 pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
     // Bounded like the nodes' answers: an unreachable ZooKeeper must not
@@ -130,19 +143,23 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
     };
     let health = state.broker.latest();
     let status = if health.ready && leaders_claimed == 1 {
-        "UP"
+        Health::Up
     } else {
-        "DEGRADED"
+        Health::Degraded
     };
     HttpResponse::Ok().json(SystemStatus {
         status,
         gateway: GatewayReport {
-            status: "UP",
-            version: env!("CARGO_PKG_VERSION"),
+            status: Health::Up,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_seconds: state.started_at.elapsed().as_secs(),
         },
         broker: BrokerReport {
-            status: if health.ready { "UP" } else { "DOWN" },
+            status: if health.ready {
+                Health::Up
+            } else {
+                Health::Down
+            },
             bootstrap_servers: state.kafka.bootstrap_servers.clone(),
             topic: state.kafka.topic.clone(),
             circuit: state.producer.breaker().state(),
