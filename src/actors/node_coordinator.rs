@@ -753,6 +753,35 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
     }
 }
 
+/// How long a term's wind-down waits for the in-flight commit.
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
+/// How long it waits for the sink to flush.
+const FLUSH_BOUND: Duration = Duration::from_secs(5);
+/// How long it waits for the last state snapshot.
+const SNAPSHOT_BOUND: Duration = Duration::from_secs(1);
+/// How long a shutdown waits for the election to be left.
+const LEAVE_BOUND: Duration = Duration::from_secs(2);
+
+impl NodeCoordinator {
+    /// Ends this node's term in order, for a stepdown and a shutdown alike:
+    /// the consumer drains (its in-flight commit finishes), the sink
+    /// flushes, the state snapshot is written. Every step is bounded, so a
+    /// hung dependency holds neither for ever; a step cut short is safe, as
+    /// the successor's fence refuses whatever this term commits after it.
+    fn wind_down(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let consumer = self.consumer.take();
+        let sink = self.actors.sink.clone();
+        let snapshots = self.actors.snapshots.clone();
+        async move {
+            if let Some(consumer) = consumer {
+                let _ = tokio::time::timeout(DRAIN_BOUND, consumer.send(Drain)).await;
+            }
+            let _ = tokio::time::timeout(FLUSH_BOUND, sink.send(Flush)).await;
+            let _ = tokio::time::timeout(SNAPSHOT_BOUND, snapshots.send(FlushSnapshot)).await;
+        }
+    }
+}
+
 impl Handler<StepDown> for NodeCoordinator {
     type Result = ResponseActFuture<Self, Result<Epoch, NotLeader>>;
 
@@ -760,24 +789,15 @@ impl Handler<StepDown> for NodeCoordinator {
         let Role::Leading(epoch) = self.role else {
             return Box::pin(fut::ready(Err(NotLeader)));
         };
-        let consumer = self.consumer.take();
-        let sink = self.actors.sink.clone();
-        let snapshots = self.actors.snapshots.clone();
         Box::pin(
-            async move {
-                if let Some(consumer) = consumer {
-                    let _ = consumer.send(Drain).await;
-                }
-                let _ = sink.send(Flush).await;
-                let _ = snapshots.send(FlushSnapshot).await;
-            }
-            .into_actor(self)
-            .map(move |(), actor, _ctx| {
-                tracing::info!(%epoch, "stepping down: in-flight batch committed, resigning");
-                actor.become_standby();
-                actor.actors.election.do_send(Resign);
-                Ok(epoch)
-            }),
+            self.wind_down()
+                .into_actor(self)
+                .map(move |(), actor, _ctx| {
+                    tracing::info!(%epoch, "stepping down: term wound down, resigning");
+                    actor.become_standby();
+                    actor.actors.election.do_send(Resign);
+                    Ok(epoch)
+                }),
         )
     }
 }
@@ -786,20 +806,12 @@ impl Handler<Shutdown> for NodeCoordinator {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _message: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        let consumer = self.consumer.take();
-        let sink = self.actors.sink.clone();
-        let snapshots = self.actors.snapshots.clone();
+        let wind_down = self.wind_down();
         let election = self.actors.election.clone();
         Box::pin(
             async move {
-                if let Some(consumer) = consumer {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), consumer.send(Drain)).await;
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(5), sink.send(Flush)).await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), snapshots.send(FlushSnapshot))
-                    .await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), election.send(Leave)).await;
+                wind_down.await;
+                let _ = tokio::time::timeout(LEAVE_BOUND, election.send(Leave)).await;
             }
             .into_actor(self)
             .map(|(), actor, _ctx| {
