@@ -28,11 +28,13 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
-use crate::actors::node_coordinator::{
-    BatchCommitted, ConsumerFenced, NodeCoordinator, PartitionsAssigned,
-};
-use crate::actors::sink::{CommitBatch, SinkActor};
-use crate::actors::state_snapshot::{BatchInFlight, StateSnapshotActor};
+use crate::actors::messages::BatchInFlight;
+use crate::actors::messages::CommitBatch;
+use crate::actors::messages::Drain;
+use crate::actors::messages::{BatchCommitted, ConsumerFenced, PartitionsAssigned};
+use crate::actors::node_coordinator::NodeCoordinator;
+use crate::actors::sink::SinkActor;
+use crate::actors::state_snapshot::StateSnapshotActor;
 use crate::epoch::Epoch;
 use crate::kafka::partition_reader::{is_connection_event, ConsumedRecord, PartitionReader};
 use crate::log_event::{EventLimits, LogEvent};
@@ -43,11 +45,6 @@ use crate::telemetry::tracing_setup::parent_from_headers;
 
 /// How often a running consumer looks for partitions added to the topic.
 const PARTITION_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Stop reading, finish the in-flight commit, stop. Answers when stopped.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Drain;
 
 /// What a consumer needs besides its epoch and offsets.
 #[derive(Clone)]

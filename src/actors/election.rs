@@ -28,10 +28,12 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
 use zookeeper_client::SessionState;
 
-use crate::actors::node_coordinator::{
+use crate::actors::messages::{ConfirmLeadership, ForceTakeover, Leave, ReclaimEpochAbove, Resign};
+use crate::actors::messages::{
     LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness,
-    NodeCoordinator, ZooKeeperConnectivity,
+    ZooKeeperConnectivity,
 };
+use crate::actors::node_coordinator::NodeCoordinator;
 use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
@@ -40,48 +42,6 @@ use crate::leader_presence;
 use crate::takeover_reason::TakeoverReason;
 use crate::telemetry::node_metrics::NodeMetrics;
 use crate::zookeeper::election_client::{ElectionError, ElectionSession, MemberInfo};
-
-/// Give up leadership (delete our member znode) and join again at the back.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Resign;
-
-/// Delete the leader's member znode if the leader is `instance_id`: it is
-/// connected to ZooKeeper but its heartbeat is stale (hung).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForceTakeover {
-    /// The instance whose heartbeat went stale.
-    pub instance_id: String,
-}
-
-/// Claim a new epoch above `floor`: the database fence holds `floor`, which
-/// ZooKeeper's epoch znode has not reached (its data was lost).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ReclaimEpochAbove {
-    /// The epoch the fence holds.
-    pub floor: Epoch,
-}
-
-/// Delete our member znode and close the session; answers when done.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Leave;
-
-/// Asked by the heartbeat when its write was refused over a higher epoch:
-/// answers true when ZooKeeper confirms, within a bounded wait, that this node
-/// still leads under `epoch` (the stored heartbeat is then forged and may be
-/// replaced). Otherwise the leadership of `epoch` ends at once: a newer leader
-/// holds the heartbeat, or ZooKeeper cannot vouch for us. A question about an
-/// epoch this node no longer leads (a write in flight across a reclaim) is
-/// answered false and changes nothing.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct ConfirmLeadership {
-    /// The epoch the heartbeat was written under.
-    pub epoch: Epoch,
-}
 
 enum Command {
     Resign,

@@ -20,37 +20,17 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::election::{ConfirmLeadership, ElectionActor, ForceTakeover};
-use crate::actors::node_coordinator::{
-    HeartbeatObserved, LeaseConfirmed, LeaseWitness, NodeCoordinator,
-};
+use crate::actors::election::ElectionActor;
+use crate::actors::messages::{BecomeLeader, BecomeStandby, ZooKeeperLeader};
+use crate::actors::messages::{ConfirmLeadership, ForceTakeover};
+use crate::actors::messages::{HeartbeatObserved, LeaseConfirmed, LeaseWitness};
+use crate::actors::node_coordinator::NodeCoordinator;
 use crate::config::NodeConfig;
 use crate::epoch::Epoch;
 use crate::heartbeat_record::HeartbeatRecord;
-use crate::leader_liveness::{LeaderLiveness, NamedLeader, Verdict};
+use crate::leader_liveness::{LeaderLiveness, Verdict};
 use crate::printable::escape_untrusted;
 use crate::redis_store::heartbeat_store::{HeartbeatStore, WriteOutcome};
-
-/// Start writing heartbeats for `epoch`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct BecomeLeader {
-    /// The epoch to write.
-    pub epoch: Epoch,
-}
-
-/// Stop writing; start checking.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct BecomeStandby;
-
-/// Who ZooKeeper currently names as leader, at which epoch.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ZooKeeperLeader {
-    /// The leader; `None` when unknown.
-    pub leader: Option<NamedLeader>,
-}
 
 /// Periodic tick of the leader's writer.
 #[derive(Message)]

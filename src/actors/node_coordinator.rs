@@ -23,103 +23,33 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use backon::Retryable;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::actors::consumer::{ConsumerActor, ConsumerSettings, Drain};
-use crate::actors::election::{ElectionActor, Leave, ReclaimEpochAbove, Resign};
-use crate::actors::heartbeat::{BecomeLeader, BecomeStandby, HeartbeatActor, ZooKeeperLeader};
-use crate::actors::sink::{Flush, RecordFailover, SinkActor, TakeOver};
-use crate::actors::state_snapshot::{
-    BeginEpoch, CommitRecorded, EndEpoch, FlushSnapshot, LoadSnapshot, StateSnapshotActor,
+use crate::actors::consumer::{ConsumerActor, ConsumerSettings};
+use crate::actors::election::ElectionActor;
+use crate::actors::heartbeat::HeartbeatActor;
+use crate::actors::messages::Drain;
+use crate::actors::messages::{
+    BatchCommitted, ConsumerFenced, GetFailoverStatus, HeartbeatObserved, LeaderObserved,
+    LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness, NotLeader,
+    PartitionsAssigned, Shutdown, StepDown, ZooKeeperConnectivity,
 };
+use crate::actors::messages::{BecomeLeader, BecomeStandby, ZooKeeperLeader};
+use crate::actors::messages::{BeginEpoch, CommitRecorded, EndEpoch, FlushSnapshot, LoadSnapshot};
+use crate::actors::messages::{Flush, RecordFailover, TakeOver};
+use crate::actors::messages::{Leave, ReclaimEpochAbove, Resign};
+use crate::actors::sink::SinkActor;
+use crate::actors::state_snapshot::StateSnapshotActor;
 use crate::consumer_state::{ConsumerState, CustomState};
 use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
 use crate::node_status::{FailoverStatus, FailoverView, NodeRole, StateSummary};
-use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkError};
+use crate::postgres::sink_store::{FailoverRecord, SinkError};
 use crate::retry_policy::dependency_backoff;
-use crate::takeover_reason::{TakeoverKind, TakeoverReason};
+use crate::takeover_reason::TakeoverKind;
 use crate::telemetry::node_metrics::NodeMetrics;
-
-/// ZooKeeper made this node leader for `epoch`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct LeadershipGranted {
-    /// The claimed epoch.
-    pub epoch: Epoch,
-    /// Why leadership changed.
-    pub reason: TakeoverReason,
-    /// When the previous leader's loss was detected.
-    pub detected_at: DateTime<Utc>,
-    /// The previous leader's instance id, when known.
-    pub previous_leader: Option<String>,
-    /// Until when ZooKeeper vouched for this node's session (the claim's
-    /// round trip), on this node's monotonic clock.
-    pub lease_until: Instant,
-}
-
-/// One of the two signals that can end this node's leadership vouched for
-/// it until `valid_until` (this node's monotonic clock).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct LeaseConfirmed {
-    /// The epoch led.
-    pub epoch: Epoch,
-    /// When the request that vouched was sent.
-    pub sent: Instant,
-    /// End of the lease, on this node's monotonic clock.
-    pub valid_until: Instant,
-    /// Which signal vouched.
-    pub witness: LeaseWitness,
-}
-
-/// What can end a leadership, and so must vouch for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseWitness {
-    /// ZooKeeper answered a request sent one (negotiated) session timeout
-    /// before the end: the session cannot have expired before then.
-    ZooKeeper,
-    /// A heartbeat write landed, sent one heartbeat timeout before the end:
-    /// no standby can call this leader hung (and force a takeover) before then.
-    Heartbeat,
-}
-
-/// This node no longer leads `epoch`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct LeadershipRevoked {
-    /// The epoch that ended.
-    pub epoch: Epoch,
-    /// Why.
-    pub reason: String,
-}
-
-/// Who ZooKeeper names as leader, and the epoch it was granted.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct LeaderObserved {
-    /// The leader; `None` when this node cannot tell (no session).
-    pub leader: Option<NamedLeader>,
-}
-
-/// Whether the ZooKeeper session is up.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct ZooKeeperConnectivity {
-    /// True once a session is established, false when it is lost.
-    pub connected: bool,
-}
-
-/// How long the leader's heartbeat has not changed, on this node's clock
-/// (0 when this node just wrote it).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct HeartbeatObserved {
-    /// Time since the leader's last progress; `None` when no leader is judged.
-    pub age: Option<Duration>,
-}
 
 /// Longest a new term waits for the previous term's consumer to end: its
 /// in-flight commit is bounded by the store's own timeout.
@@ -133,61 +63,6 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Message)]
 #[rtype(result = "()")]
 struct MeasureLag;
-
-/// A batch of `epoch` was committed.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct BatchCommitted {
-    /// The committing epoch.
-    pub epoch: Epoch,
-    /// What the commit changed.
-    pub outcome: CommitOutcome,
-    /// Partitions consumed.
-    pub partitions: Vec<i32>,
-    /// Next offset per partition after the commit.
-    pub next_offsets: BTreeMap<i32, i64>,
-}
-
-/// The consumer of `epoch` assigned `partitions` (at start, and when the
-/// topic grew): lag is measured on them from now on, commits or not.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct PartitionsAssigned {
-    /// The consumer's epoch.
-    pub epoch: Epoch,
-    /// Every partition it reads.
-    pub partitions: Vec<i32>,
-}
-
-/// The consumer of `epoch` cannot go on: fenced by a newer leader, or unable to start.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct ConsumerFenced {
-    /// The consumer's epoch.
-    pub epoch: Epoch,
-    /// The epoch the fence holds, when that is the cause.
-    pub fence_epoch: Option<Epoch>,
-}
-
-/// Report this node's failover status.
-#[derive(Message)]
-#[rtype(result = "FailoverStatus")]
-pub struct GetFailoverStatus;
-
-/// Hand leadership over gracefully: finish the in-flight batch, then resign.
-#[derive(Message)]
-#[rtype(result = "Result<Epoch, NotLeader>")]
-pub struct StepDown;
-
-/// Leave the cluster gracefully and stop the process.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
-
-/// A leader-only request reached a node that does not lead.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("this node is not the leader")]
-pub struct NotLeader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {

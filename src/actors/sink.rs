@@ -13,37 +13,9 @@ use actix::prelude::*;
 
 use std::time::Instant;
 
-use crate::epoch::Epoch;
-use crate::postgres::sink_store::{CommitOutcome, FailoverRecord, SinkBatch, SinkError, SinkStore};
+use crate::actors::messages::{CommitBatch, Flush, RecordFailover, TakeOver};
+use crate::postgres::sink_store::{CommitOutcome, SinkError, SinkStore};
 use crate::telemetry::node_metrics::NodeMetrics;
-
-/// Raise the fence to `epoch` and return the stored next offset per partition.
-#[derive(Message)]
-#[rtype(result = "Result<BTreeMap<i32, i64>, SinkError>")]
-pub struct TakeOver {
-    /// The new leader's epoch.
-    pub epoch: Epoch,
-}
-
-/// Commit one batch under `epoch`.
-#[derive(Message)]
-#[rtype(result = "Result<CommitOutcome, SinkError>")]
-pub struct CommitBatch {
-    /// The committing leader's epoch.
-    pub epoch: Epoch,
-    /// What to write.
-    pub batch: SinkBatch,
-}
-
-/// Store one leadership change.
-#[derive(Message)]
-#[rtype(result = "Result<(), SinkError>")]
-pub struct RecordFailover(pub FailoverRecord);
-
-/// Answers once every request sent before it has finished.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flush;
 
 /// The actor.
 pub struct SinkActor {

@@ -11,63 +11,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::prelude::*;
-use uuid::Uuid;
 
-use crate::consumer_state::{ConsumerState, CustomState, InFlightId, IN_FLIGHT_TTL_MS};
-use crate::epoch::Epoch;
+use crate::actors::messages::{
+    BatchInFlight, BeginEpoch, CommitRecorded, EndEpoch, FlushSnapshot, LoadSnapshot,
+};
+use crate::consumer_state::{ConsumerState, InFlightId, IN_FLIGHT_TTL_MS};
 use crate::redis_store::snapshot_store::SnapshotStore;
 use crate::redis_store::RedisStoreError;
-
-/// Read the stored snapshot (a new leader's first step).
-#[derive(Message)]
-#[rtype(result = "Result<Option<ConsumerState>, RedisStoreError>")]
-pub struct LoadSnapshot;
-
-/// Start a new state for `epoch`, carrying over what the previous leader left.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct BeginEpoch {
-    /// The new epoch.
-    pub epoch: Epoch,
-    /// Processed total to continue from.
-    pub processed_total: u64,
-    /// Application state carried over.
-    pub custom: CustomState,
-}
-
-/// Ids handed to the sink and not yet committed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct BatchInFlight {
-    /// The committing epoch.
-    pub epoch: Epoch,
-    /// The batch's event ids.
-    pub message_ids: Vec<Uuid>,
-}
-
-/// A batch was committed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommitRecorded {
-    /// The committing epoch.
-    pub epoch: Epoch,
-    /// Partitions consumed.
-    pub partitions: Vec<i32>,
-    /// Next offset per partition after the commit.
-    pub next_offsets: BTreeMap<i32, i64>,
-    /// Processed total after the commit.
-    pub processed_total: u64,
-}
-
-/// Write the current state now (graceful hand-over); answers when written.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct FlushSnapshot;
-
-/// Stop snapshotting (leadership ended).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndEpoch;
 
 #[derive(Message)]
 #[rtype(result = "()")]

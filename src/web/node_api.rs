@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::actors::node_coordinator::{GetFailoverStatus, NodeCoordinator, StepDown};
+use crate::actors::messages::{GetFailoverStatus, StepDown};
+use crate::actors::node_coordinator::NodeCoordinator;
 use crate::circuit_breaker::DependencyBreaker;
 use crate::node_status::{BreakerView, NodeDependencies, NodeStatus, SessionView};
 use crate::postgres::sink_store::SinkStore;
