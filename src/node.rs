@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::actors::consumer::ConsumerSettings;
 use crate::actors::election::ElectionActor;
 use crate::actors::heartbeat::HeartbeatActor;
-use crate::actors::messages::Shutdown;
+use crate::actors::messages::{ElectionEvents, HeartbeatPeers, Shutdown};
 use crate::actors::node_coordinator::{NodeActors, NodeCoordinator, NodeIdentity};
 use crate::actors::sink::SinkActor;
 use crate::actors::state_snapshot::StateSnapshotActor;
@@ -189,14 +189,14 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
         let election = {
             let zookeeper = config.zookeeper.clone();
             let cluster = config.cluster.clone();
-            let coordinator = coordinator.clone();
+            let events = ElectionEvents::to(&coordinator);
             let metrics = metrics.clone();
             Supervisor::start(move |_| {
                 ElectionActor::new(
                     zookeeper,
                     cluster,
                     me,
-                    coordinator,
+                    events.clone(),
                     metrics,
                     schema.clone(),
                     presence_client.clone(),
@@ -207,10 +207,13 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             let store = HeartbeatStore::new(redis, &config.cluster);
             let instance_id = instance_id.clone();
             let node = config.node.clone();
-            let election = election.clone();
-            Supervisor::start(move |_| {
-                HeartbeatActor::new(store, instance_id, node, coordinator, election)
-            })
+            let peers = HeartbeatPeers {
+                observed: coordinator.clone().recipient(),
+                lease: coordinator.clone().recipient(),
+                confirm: election.clone().recipient(),
+                force_takeover: election.clone().recipient(),
+            };
+            Supervisor::start(move |_| HeartbeatActor::new(store, instance_id, node, peers.clone()))
         };
         NodeActors {
             election,

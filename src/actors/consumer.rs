@@ -28,13 +28,10 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
-use crate::actors::messages::BatchInFlight;
-use crate::actors::messages::CommitBatch;
-use crate::actors::messages::Drain;
-use crate::actors::messages::{BatchCommitted, ConsumerFenced, PartitionsAssigned};
-use crate::actors::node_coordinator::NodeCoordinator;
-use crate::actors::sink::SinkActor;
-use crate::actors::state_snapshot::StateSnapshotActor;
+use crate::actors::messages::{
+    BatchCommitted, BatchInFlight, CommitBatch, ConsumerFenced, ConsumerPeers, Drain,
+    PartitionsAssigned,
+};
 use crate::epoch::Epoch;
 use crate::kafka::partition_reader::{is_connection_event, ConsumedRecord, PartitionReader};
 use crate::log_event::{EventLimits, LogEvent};
@@ -83,9 +80,7 @@ impl ConsumerActor {
         epoch: Epoch,
         next_offsets: BTreeMap<i32, i64>,
         settings: ConsumerSettings,
-        sink: Addr<SinkActor>,
-        snapshots: Addr<StateSnapshotActor>,
-        coordinator: Addr<NodeCoordinator>,
+        peers: ConsumerPeers,
     ) -> Self {
         let stop = watch::channel(false).0;
         Self {
@@ -95,9 +90,7 @@ impl ConsumerActor {
                 epoch,
                 next_offsets,
                 settings,
-                sink,
-                snapshots,
-                coordinator,
+                peers,
                 stop: stop.subscribe(),
             }),
             stop,
@@ -144,9 +137,7 @@ struct ConsumeLoop {
     epoch: Epoch,
     next_offsets: BTreeMap<i32, i64>,
     settings: ConsumerSettings,
-    sink: Addr<SinkActor>,
-    snapshots: Addr<StateSnapshotActor>,
-    coordinator: Addr<NodeCoordinator>,
+    peers: ConsumerPeers,
     stop: watch::Receiver<bool>,
 }
 
@@ -239,7 +230,7 @@ impl ConsumeLoop {
             }
             Err(error) => {
                 tracing::error!(%error, "could not assign partitions; stepping down");
-                self.coordinator.do_send(ConsumerFenced {
+                self.peers.fenced.do_send(ConsumerFenced {
                     epoch: self.epoch,
                     fence_epoch: None,
                 });
@@ -247,7 +238,7 @@ impl ConsumeLoop {
             }
         }
         tracing::info!(epoch = %self.epoch, ?partitions, offsets = ?self.next_offsets, "consuming");
-        self.coordinator.do_send(PartitionsAssigned {
+        self.peers.assigned.do_send(PartitionsAssigned {
             epoch: self.epoch,
             partitions: partitions.to_vec(),
         });
@@ -282,11 +273,11 @@ impl ConsumeLoop {
             commit_span.add_link(span.context().span().span_context().clone());
         }
         let message_ids: Vec<Uuid> = batch.events.iter().map(|row| row.message_id).collect();
-        self.snapshots.do_send(BatchInFlight {
+        self.peers.in_flight.do_send(BatchInFlight {
             epoch: self.epoch,
             message_ids,
         });
-        let sink = self.sink.clone();
+        let sink = self.peers.commit.clone();
         let epoch = self.epoch;
         let stop = self.stop.clone();
         let outcome = (|| {
@@ -310,7 +301,8 @@ impl ConsumeLoop {
                 // Awaited: once this loop ends, the coordinator has seen every
                 // commit, so a hand-over can flush an exact state snapshot.
                 let _ = self
-                    .coordinator
+                    .peers
+                    .committed
                     .send(BatchCommitted {
                         epoch,
                         outcome,
@@ -322,7 +314,7 @@ impl ConsumeLoop {
             }
             Err(SinkError::Fenced { fence_epoch }) => {
                 tracing::warn!(%epoch, %fence_epoch, "commit fenced by a newer leader");
-                self.coordinator.do_send(ConsumerFenced {
+                self.peers.fenced.do_send(ConsumerFenced {
                     epoch,
                     fence_epoch: Some(fence_epoch),
                 });

@@ -28,12 +28,11 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
 use zookeeper_client::SessionState;
 
-use crate::actors::messages::{ConfirmLeadership, ForceTakeover, Leave, ReclaimEpochAbove, Resign};
 use crate::actors::messages::{
-    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness,
+    ConfirmLeadership, ElectionEvents, ForceTakeover, LeaderObserved, LeadershipGranted,
+    LeadershipRevoked, LeaseConfirmed, LeaseWitness, Leave, ReclaimEpochAbove, Resign,
     ZooKeeperConnectivity,
 };
-use crate::actors::node_coordinator::NodeCoordinator;
 use crate::config::ZookeeperConfig;
 use crate::election_order::{standing, Standing};
 use crate::epoch::Epoch;
@@ -56,7 +55,7 @@ pub struct ElectionActor {
     zookeeper: ZookeeperConfig,
     cluster: String,
     me: MemberInfo,
-    coordinator: Addr<NodeCoordinator>,
+    events: ElectionEvents,
     metrics: NodeMetrics,
     /// True once PostgreSQL's schema is current: a node joins no election
     /// before it could store what it would consume.
@@ -74,7 +73,7 @@ impl ElectionActor {
         zookeeper: ZookeeperConfig,
         cluster: String,
         me: MemberInfo,
-        coordinator: Addr<NodeCoordinator>,
+        events: ElectionEvents,
         metrics: NodeMetrics,
         schema: watch::Receiver<bool>,
         presence: Option<reqwest::Client>,
@@ -83,7 +82,7 @@ impl ElectionActor {
             zookeeper,
             cluster,
             me,
-            coordinator,
+            events,
             metrics,
             schema,
             presence,
@@ -110,7 +109,7 @@ impl Actor for ElectionActor {
             zookeeper: self.zookeeper.clone(),
             cluster: self.cluster.clone(),
             me: self.me.clone(),
-            coordinator: self.coordinator.clone(),
+            events: self.events.clone(),
             metrics: self.metrics.clone(),
             schema: self.schema.clone(),
             presence: self.presence.clone(),
@@ -204,7 +203,7 @@ struct Campaign {
     zookeeper: ZookeeperConfig,
     cluster: String,
     me: MemberInfo,
-    coordinator: Addr<NodeCoordinator>,
+    events: ElectionEvents,
     metrics: NodeMetrics,
     schema: watch::Receiver<bool>,
     presence: Option<reqwest::Client>,
@@ -259,7 +258,8 @@ impl Campaign {
                     Ok(session) => session,
                     Err(error) => {
                         tracing::warn!(%error, ?backoff, "cannot reach zookeeper; retrying");
-                        self.coordinator
+                        self.events
+                            .connectivity
                             .do_send(ZooKeeperConnectivity { connected: false });
                         if self.wait_or_stop(backoff).await {
                             return;
@@ -269,21 +269,25 @@ impl Campaign {
                     }
                 };
             let connected_at = Instant::now();
-            self.coordinator
+            self.events
+                .connectivity
                 .do_send(ZooKeeperConnectivity { connected: true });
             // Every change of the session's state, whether the node leads,
             // follows or is between the two: a disconnection that the session
             // survives must end with `zookeeper_connected` back at 1.
             let reporter = tokio::spawn(report_connectivity(
                 session.state_watcher(),
-                self.coordinator.clone(),
+                self.events.connectivity.clone(),
             ));
             let next = self.campaign_in(&session, &mut succession).await;
             reporter.abort();
             drop(session);
-            self.coordinator
+            self.events
+                .connectivity
                 .do_send(ZooKeeperConnectivity { connected: false });
-            self.coordinator.do_send(LeaderObserved { leader: None });
+            self.events
+                .observed
+                .do_send(LeaderObserved { leader: None });
             if matches!(next, Next::Stop) {
                 return;
             }
@@ -488,7 +492,7 @@ impl Campaign {
                 _ = confirm.tick() => {
                     let sent = Instant::now();
                     match Self::confirmed(session, member).await {
-                        Some(true) => self.coordinator.do_send(LeaseConfirmed {
+                        Some(true) => self.events.lease.do_send(LeaseConfirmed {
                             epoch,
                             sent,
                             valid_until: sent + session_timeout,
@@ -566,13 +570,13 @@ impl Campaign {
 
     /// Tells the coordinator it leads under `epoch`, proven until `lease_until`.
     fn grant(&self, epoch: Epoch, succession: &Succession, lease_until: Instant) {
-        self.coordinator.do_send(LeaderObserved {
+        self.events.observed.do_send(LeaderObserved {
             leader: Some(NamedLeader {
                 instance_id: self.me.instance_id.clone(),
                 epoch,
             }),
         });
-        self.coordinator.do_send(LeadershipGranted {
+        self.events.granted.do_send(LeadershipGranted {
             epoch,
             reason: succession.reason,
             detected_at: succession.detected_at,
@@ -648,7 +652,7 @@ impl Campaign {
         let next_in_line = (predecessor == leader.member)
             .then_some(leader.info.as_ref())
             .flatten();
-        self.coordinator.do_send(LeaderObserved {
+        self.events.observed.do_send(LeaderObserved {
             leader: leader_instance
                 .clone()
                 .zip(epoch)
@@ -711,7 +715,7 @@ impl Campaign {
 
     fn revoke(&self, epoch: Epoch, reason: &str) {
         tracing::warn!(%epoch, reason, "leadership revoked");
-        self.coordinator.do_send(LeadershipRevoked {
+        self.events.revoked.do_send(LeadershipRevoked {
             epoch,
             reason: reason.to_owned(),
         });
@@ -770,11 +774,11 @@ fn connected(state: SessionState) -> bool {
 /// session ends.
 async fn report_connectivity(
     mut state: zookeeper_client::StateWatcher,
-    coordinator: Addr<NodeCoordinator>,
+    connectivity: Recipient<ZooKeeperConnectivity>,
 ) {
     loop {
         let changed = state.changed().await;
-        coordinator.do_send(ZooKeeperConnectivity {
+        connectivity.do_send(ZooKeeperConnectivity {
             connected: connected(changed),
         });
         if changed.is_terminated() {

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::election::ElectionActor;
-use crate::actors::messages::{BecomeLeader, BecomeStandby, ZooKeeperLeader};
-use crate::actors::messages::{ConfirmLeadership, ForceTakeover};
-use crate::actors::messages::{HeartbeatObserved, LeaseConfirmed, LeaseWitness};
-use crate::actors::node_coordinator::NodeCoordinator;
+use crate::actors::messages::{
+    BecomeLeader, BecomeStandby, ConfirmLeadership, ForceTakeover, HeartbeatObserved,
+    HeartbeatPeers, LeaseConfirmed, LeaseWitness, ZooKeeperLeader,
+};
 use crate::config::NodeConfig;
 use crate::epoch::Epoch;
 use crate::heartbeat_record::HeartbeatRecord;
@@ -52,8 +51,7 @@ pub struct HeartbeatActor {
     last_written: Option<Instant>,
     liveness: LeaderLiveness,
     in_progress: bool,
-    coordinator: Addr<NodeCoordinator>,
-    election: Addr<ElectionActor>,
+    peers: HeartbeatPeers,
 }
 
 impl HeartbeatActor {
@@ -62,8 +60,7 @@ impl HeartbeatActor {
         store: HeartbeatStore,
         instance_id: String,
         node: NodeConfig,
-        coordinator: Addr<NodeCoordinator>,
-        election: Addr<ElectionActor>,
+        peers: HeartbeatPeers,
     ) -> Self {
         Self {
             store,
@@ -77,8 +74,7 @@ impl HeartbeatActor {
             leading: None,
             last_written: None,
             in_progress: false,
-            coordinator,
-            election,
+            peers,
         }
     }
 }
@@ -145,7 +141,7 @@ impl Handler<WriteTick> for HeartbeatActor {
             instance_id: self.instance_id.clone(),
         };
         let store = self.store.clone();
-        let election = self.election.clone();
+        let confirm = self.peers.confirm.clone();
         let sent = Instant::now();
         ctx.spawn(
             async move {
@@ -155,7 +151,7 @@ impl Handler<WriteTick> for HeartbeatActor {
                         tracing::warn!(%epoch, stored = %escape_untrusted(&stored, 128), "a higher epoch's heartbeat is stored; asking zookeeper who leads");
                         // An actor that is restarting cannot confirm either:
                         // then the leadership ends.
-                        if election.send(ConfirmLeadership { epoch }).await.unwrap_or(false) {
+                        if confirm.send(ConfirmLeadership { epoch }).await.unwrap_or(false) {
                             tracing::warn!(%epoch, "zookeeper confirms our leadership; replacing a forged heartbeat");
                             store.replace(&stored, &record).await
                         } else {
@@ -170,7 +166,7 @@ impl Handler<WriteTick> for HeartbeatActor {
                 match result {
                     Ok(true) => {
                         actor.last_written = Some(sent);
-                        actor.coordinator.do_send(LeaseConfirmed {
+                        actor.peers.lease.do_send(LeaseConfirmed {
                             epoch,
                             sent,
                             valid_until: sent + Duration::from_millis(actor.node.heartbeat_timeout_ms),
@@ -183,7 +179,7 @@ impl Handler<WriteTick> for HeartbeatActor {
                 // The leader's own view: how long since its heartbeat last
                 // landed, so an alert on the age can fire from the one node
                 // that knows its writes fail.
-                actor.coordinator.do_send(HeartbeatObserved {
+                actor.peers.observed.do_send(HeartbeatObserved {
                     age: actor.last_written.map(|written| written.elapsed()),
                 });
             }),
@@ -220,7 +216,7 @@ impl HeartbeatActor {
     fn judge(&mut self, stored: Option<HeartbeatRecord>) {
         let now = Instant::now();
         let verdict = self.liveness.heartbeat_read(stored, now);
-        self.coordinator.do_send(HeartbeatObserved {
+        self.peers.observed.do_send(HeartbeatObserved {
             age: self.liveness.since_progress(now),
         });
         match verdict {
@@ -242,7 +238,9 @@ impl HeartbeatActor {
                     unchanged_ms = since_progress.as_millis(),
                     "leader heartbeat stopped changing; forcing a takeover"
                 );
-                self.election.do_send(ForceTakeover { instance_id });
+                self.peers
+                    .force_takeover
+                    .do_send(ForceTakeover { instance_id });
             }
         }
     }

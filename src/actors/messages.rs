@@ -309,3 +309,71 @@ pub struct FlushSnapshot;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndEpoch;
+
+// Who an actor talks to, as `Recipient`s: an actor holds the messages it may
+// send, not its peers' concrete types, so the actor modules do not import
+// each other and a test can stand a fake actor in for any peer.
+
+/// Where the election reports what it decided and saw (the coordinator, in a node).
+#[derive(Clone)]
+pub struct ElectionEvents {
+    /// This node now leads.
+    pub granted: Recipient<LeadershipGranted>,
+    /// This node no longer leads.
+    pub revoked: Recipient<LeadershipRevoked>,
+    /// Who ZooKeeper names as leader.
+    pub observed: Recipient<LeaderObserved>,
+    /// ZooKeeper vouched for this node's leadership.
+    pub lease: Recipient<LeaseConfirmed>,
+    /// The ZooKeeper session came or went.
+    pub connectivity: Recipient<ZooKeeperConnectivity>,
+}
+
+impl ElectionEvents {
+    /// Every event to `actor`.
+    pub fn to<A>(actor: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<LeadershipGranted>
+            + Handler<LeadershipRevoked>
+            + Handler<LeaderObserved>
+            + Handler<LeaseConfirmed>
+            + Handler<ZooKeeperConnectivity>,
+    {
+        Self {
+            granted: actor.clone().recipient(),
+            revoked: actor.clone().recipient(),
+            observed: actor.clone().recipient(),
+            lease: actor.clone().recipient(),
+            connectivity: actor.clone().recipient(),
+        }
+    }
+}
+
+/// Whom the heartbeat tells what it saw, and what it asks of the election.
+#[derive(Clone)]
+pub struct HeartbeatPeers {
+    /// A heartbeat was read or written (the coordinator).
+    pub observed: Recipient<HeartbeatObserved>,
+    /// The heartbeat vouched for this node's leadership (the coordinator).
+    pub lease: Recipient<LeaseConfirmed>,
+    /// Does ZooKeeper still name this node leader? (the election)
+    pub confirm: Recipient<ConfirmLeadership>,
+    /// Replace a hung leader (the election).
+    pub force_takeover: Recipient<ForceTakeover>,
+}
+
+/// Where a consumer sends its batches and what it reports.
+#[derive(Clone)]
+pub struct ConsumerPeers {
+    /// Commits a batch (the sink).
+    pub commit: Recipient<CommitBatch>,
+    /// Notes a batch in flight (the state snapshot).
+    pub in_flight: Recipient<BatchInFlight>,
+    /// A batch was committed (the coordinator).
+    pub committed: Recipient<BatchCommitted>,
+    /// The partitions are assigned (the coordinator).
+    pub assigned: Recipient<PartitionsAssigned>,
+    /// A commit was fenced, or the consumer cannot go on (the coordinator).
+    pub fenced: Recipient<ConsumerFenced>,
+}

@@ -30,16 +30,13 @@ use tracing::Instrument;
 use crate::actors::consumer::{ConsumerActor, ConsumerSettings};
 use crate::actors::election::ElectionActor;
 use crate::actors::heartbeat::HeartbeatActor;
-use crate::actors::messages::Drain;
 use crate::actors::messages::{
-    BatchCommitted, ConsumerFenced, GetFailoverStatus, HeartbeatObserved, LeaderObserved,
-    LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness, NotLeader,
-    PartitionsAssigned, Shutdown, StepDown, ZooKeeperConnectivity,
+    BatchCommitted, BecomeLeader, BecomeStandby, BeginEpoch, CommitRecorded, ConsumerFenced,
+    ConsumerPeers, Drain, EndEpoch, Flush, FlushSnapshot, GetFailoverStatus, HeartbeatObserved,
+    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness, Leave,
+    LoadSnapshot, NotLeader, PartitionsAssigned, ReclaimEpochAbove, RecordFailover, Resign,
+    Shutdown, StepDown, TakeOver, ZooKeeperConnectivity, ZooKeeperLeader,
 };
-use crate::actors::messages::{BecomeLeader, BecomeStandby, ZooKeeperLeader};
-use crate::actors::messages::{BeginEpoch, CommitRecorded, EndEpoch, FlushSnapshot, LoadSnapshot};
-use crate::actors::messages::{Flush, RecordFailover, TakeOver};
-use crate::actors::messages::{Leave, ReclaimEpochAbove, Resign};
 use crate::actors::sink::SinkActor;
 use crate::actors::state_snapshot::StateSnapshotActor;
 use crate::consumer_state::{ConsumerState, CustomState};
@@ -270,9 +267,13 @@ impl NodeCoordinator {
             epoch,
             offsets,
             self.consumer_settings.clone(),
-            self.actors.sink.clone(),
-            self.actors.snapshots.clone(),
-            ctx.address(),
+            ConsumerPeers {
+                commit: self.actors.sink.clone().recipient(),
+                in_flight: self.actors.snapshots.clone().recipient(),
+                committed: ctx.address().recipient(),
+                assigned: ctx.address().recipient(),
+                fenced: ctx.address().recipient(),
+            },
         )
         .start();
         self.consumer = Some(consumer);
