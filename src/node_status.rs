@@ -66,6 +66,7 @@ pub struct StateSummary {
     pub partitions: Vec<i32>,
     /// Next offset per partition (JSON object keys are strings).
     #[serde(deserialize_with = "partition_keys")]
+    #[schema(value_type = BTreeMap<String, i64>)]
     pub offsets: BTreeMap<i32, i64>,
     /// Events committed (continued from the snapshot at takeover).
     pub processed_total: u64,

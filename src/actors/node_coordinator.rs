@@ -629,7 +629,7 @@ impl Handler<GetFailoverStatus> for NodeCoordinator {
     }
 }
 
-/// How long a term's wind-down waits for the in-flight commit.
+/// How long a shutdown's wind-down waits for the in-flight commit.
 const DRAIN_BOUND: Duration = Duration::from_secs(5);
 /// How long it waits for the sink to flush.
 const FLUSH_BOUND: Duration = Duration::from_secs(5);
@@ -638,22 +638,51 @@ const SNAPSHOT_BOUND: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for the election to be left.
 const LEAVE_BOUND: Duration = Duration::from_secs(2);
 
+/// Runs `step`, within `bound` when given; says so when the bound cut it short.
+async fn within<F: std::future::Future>(bound: Option<Duration>, what: &'static str, step: F) {
+    match bound {
+        None => drop(step.await),
+        Some(bound) => {
+            if tokio::time::timeout(bound, step).await.is_err() {
+                tracing::warn!(?bound, "{what} did not finish in time; going on without it");
+            }
+        }
+    }
+}
+
 impl NodeCoordinator {
     /// Ends this node's term in order, for a stepdown and a shutdown alike:
     /// the consumer drains (its in-flight commit finishes), the sink
-    /// flushes, the state snapshot is written. Every step is bounded, so a
-    /// hung dependency holds neither for ever; a step cut short is safe, as
-    /// the successor's fence refuses whatever this term commits after it.
-    fn wind_down(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+    /// flushes, the state snapshot is written. A stepdown waits for each
+    /// (`bounded` false: the hand-over must carry the exact state); a
+    /// shutdown bounds each, as a supervisor's kill is coming, and a step cut
+    /// short is safe: the successor's fence refuses whatever this term
+    /// commits after it. The consumer is kept as the stopping one, so that a
+    /// next term of this node waits for its loop to end.
+    fn wind_down(&mut self, bounded: bool) -> impl std::future::Future<Output = ()> + 'static {
         let consumer = self.consumer.take();
+        if let Some(consumer) = &consumer {
+            self.stopping_consumer = Some(consumer.clone());
+        }
         let sink = self.actors.sink.clone();
         let snapshots = self.actors.snapshots.clone();
+        let bound = move |bound| bounded.then_some(bound);
         async move {
             if let Some(consumer) = consumer {
-                let _ = tokio::time::timeout(DRAIN_BOUND, consumer.send(Drain)).await;
+                within(
+                    bound(DRAIN_BOUND),
+                    "the consumer's drain",
+                    consumer.send(Drain),
+                )
+                .await;
             }
-            let _ = tokio::time::timeout(FLUSH_BOUND, sink.send(Flush)).await;
-            let _ = tokio::time::timeout(SNAPSHOT_BOUND, snapshots.send(FlushSnapshot)).await;
+            within(bound(FLUSH_BOUND), "the sink's flush", sink.send(Flush)).await;
+            within(
+                bound(SNAPSHOT_BOUND),
+                "the last state snapshot",
+                snapshots.send(FlushSnapshot),
+            )
+            .await;
         }
     }
 }
@@ -666,12 +695,16 @@ impl Handler<StepDown> for NodeCoordinator {
             return Box::pin(fut::ready(Err(NotLeader)));
         };
         Box::pin(
-            self.wind_down()
+            self.wind_down(false)
                 .into_actor(self)
                 .map(move |(), actor, _ctx| {
-                    tracing::info!(%epoch, "stepping down: term wound down, resigning");
-                    actor.become_standby();
-                    actor.actors.election.do_send(Resign);
+                    // The term may have ended meanwhile (revoked, or a newer
+                    // one granted): that one is not this stepdown's to end.
+                    if actor.role == Role::Leading(epoch) {
+                        tracing::info!(%epoch, "stepping down: in-flight batch committed, resigning");
+                        actor.become_standby();
+                        actor.actors.election.do_send(Resign);
+                    }
                     Ok(epoch)
                 }),
         )
@@ -682,12 +715,17 @@ impl Handler<Shutdown> for NodeCoordinator {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _message: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        let wind_down = self.wind_down();
+        let wind_down = self.wind_down(true);
         let election = self.actors.election.clone();
         Box::pin(
             async move {
                 wind_down.await;
-                let _ = tokio::time::timeout(LEAVE_BOUND, election.send(Leave)).await;
+                within(
+                    Some(LEAVE_BOUND),
+                    "leaving the election",
+                    election.send(Leave),
+                )
+                .await;
             }
             .into_actor(self)
             .map(|(), actor, _ctx| {

@@ -9,11 +9,11 @@ use actix_web::{web, HttpResponse};
 use futures::future::join_all;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::circuit_breaker::BreakerState;
 use crate::kafka::broker_probe::BrokerHealth;
-use crate::node_status::NodeStatus;
 use crate::web::gateway::GatewayState;
 
 /// Up, down, or (for the whole system) up but not as it should be.
@@ -28,6 +28,19 @@ pub enum Health {
     Degraded,
 }
 
+/// The part of a node's answer the summary needs, read leniently: a node of
+/// any version that says `isLeader` is counted, whatever else its answer
+/// holds or lacks, so that a change of format never hides a second leader.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeadershipClaim {
+    is_leader: bool,
+    #[serde(default)]
+    instance_id: Option<String>,
+    #[serde(default)]
+    epoch: Option<i64>,
+}
+
 /// What one node answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeReport {
@@ -35,9 +48,12 @@ pub struct NodeReport {
     pub url: String,
     /// Whether the node answered its status endpoint.
     pub reachable: bool,
-    /// The node's `/api/failover/status` answer.
+    /// The node's `/api/failover/status` answer, as it sent it: a node of
+    /// another version answers in its own shape (this version's is
+    /// [`crate::node_status::NodeStatus`]), and an operator must see what it said.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failover_status: Option<NodeStatus>,
+    #[schema(value_type = Option<Object>)]
+    pub failover_status: Option<Value>,
     /// Why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -49,7 +65,7 @@ pub struct LeaderReport {
     /// The node's base URL.
     pub url: String,
     /// Its instance id, as it reports it.
-    pub instance_id: String,
+    pub instance_id: Option<String>,
     /// Its leadership epoch, as it reports it.
     pub epoch: Option<i64>,
 }
@@ -127,17 +143,19 @@ pub async fn system_status(state: web::Data<GatewayState>) -> HttpResponse {
             .map(|url| fetch_node(&state.http, url, state.node_status_timeout)),
     )
     .await;
-    let leaders: Vec<(&str, &NodeStatus)> = nodes
+    let leaders: Vec<(&str, LeadershipClaim)> = nodes
         .iter()
-        .filter_map(|node| Some((node.url.as_str(), node.failover_status.as_ref()?)))
-        .filter(|(_, status)| status.failover.is_leader)
+        .filter_map(|node| {
+            let claim = LeadershipClaim::deserialize(node.failover_status.as_ref()?).ok()?;
+            claim.is_leader.then_some((node.url.as_str(), claim))
+        })
         .collect();
     let leaders_claimed = leaders.len();
     let leader = match leaders.as_slice() {
         [(url, only)] => Some(LeaderReport {
             url: (*url).to_owned(),
-            instance_id: only.failover.instance_id.clone(),
-            epoch: only.failover.epoch,
+            instance_id: only.instance_id.clone(),
+            epoch: only.epoch,
         }),
         _ => None,
     };
@@ -197,8 +215,7 @@ async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> Nod
                 return Err(format!("answer larger than {NODE_STATUS_MAX_BYTES} bytes"));
             }
         }
-        serde_json::from_slice::<NodeStatus>(&body)
-            .map_err(|error| format!("not a node's status answer: {error}"))
+        serde_json::from_slice::<Value>(&body).map_err(|error| format!("not JSON: {error}"))
     }
     .await;
     match answer {
@@ -214,5 +231,26 @@ async fn fetch_node(http: &reqwest::Client, url: &str, timeout: Duration) -> Nod
             failover_status: None,
             error: Some(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_is_counted_whatever_else_its_answer_holds_or_lacks() {
+        // An older node (no dependencies), and a newer one with a role this
+        // gateway does not know: both claims count.
+        for answer in [
+            serde_json::json!({"isLeader": true, "instanceId": "old", "epoch": 7}),
+            serde_json::json!({"isLeader": true, "role": "STEPPING_DOWN", "extra": {"x": 1}}),
+        ] {
+            let claim = LeadershipClaim::deserialize(&answer).expect("a claim");
+            assert!(claim.is_leader, "{answer}");
+        }
+        let standby =
+            LeadershipClaim::deserialize(&serde_json::json!({"isLeader": false})).expect("a claim");
+        assert!(!standby.is_leader);
     }
 }

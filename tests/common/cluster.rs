@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use understudy::drill::load::{publish_one, LoadPlan, RunningLoad};
 use understudy::drill::local_cluster::{ClusterSpec, LocalCluster};
-use understudy::drill::verify::verify;
+use understudy::drill::verify::{stored_among, verify};
 use uuid::Uuid;
 
 use super::{
@@ -191,11 +191,15 @@ impl TestCluster {
 
     /// `POST /api/failover/stepdown` on the node in `slot`, with the admin
     /// token; returns the status code.
+    /// No client-side timeout: a stepdown waits for the in-flight batch.
     pub async fn step_down(&self, slot: usize) -> reqwest::StatusCode {
-        self.cluster
-            .step_down(slot)
+        self.http
+            .post(self.node(slot).url("/api/failover/stepdown"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
             .await
             .expect("stepdown request")
+            .status()
     }
 
     /// Takes the process out of its slot (it is killed when dropped).
@@ -223,15 +227,22 @@ impl TestCluster {
     /// acknowledged for.
     pub async fn verify_exactly_once(&self, acked: &[Uuid]) {
         let client = pg().await;
-        let verdict = eventually(
+        let distinct: std::collections::HashSet<&Uuid> = acked.iter().collect();
+        assert_eq!(distinct.len(), acked.len(), "an id was acknowledged twice");
+        eventually(
             Duration::from_secs(60),
             "every acknowledged event stored",
             || async {
-                let verdict = verify(&client, &self.topic, acked, &[]).await.ok()?;
-                (verdict.lost == 0).then_some(verdict)
+                let stored = stored_among(&client, acked)
+                    .await
+                    .expect("query log_events");
+                (stored.len() == acked.len()).then_some(())
             },
         )
         .await;
+        let verdict = verify(&client, &self.topic, acked, &[])
+            .await
+            .expect("the exactly-once check");
         assert!(verdict.is_exactly_once(), "{verdict:?}");
     }
 
