@@ -334,6 +334,14 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
     assert_eq!(line_ids.len(), 3, "{lines}");
     acked.extend(line_ids);
     cluster.verify_exactly_once(&acked).await;
+    // The retry under the same key was published again and not stored
+    // again: the sink counts it.
+    let metrics = cluster.metrics(0).await.expect("metrics");
+    assert_eq!(
+        common::sample(&metrics, "sink_duplicate_events_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     let bad = http
         .post(cluster.gateway.url("/api/logs"))
         .header("Idempotency-Key", "has space")

@@ -64,6 +64,7 @@ impl Handler<CommitBatch> for SinkActor {
                 match &result {
                     Ok(outcome) => {
                         metrics.refused(outcome.refused);
+                        metrics.duplicates(outcome.duplicates);
                         metrics.committed(
                             message.batch.events.len() + message.batch.dead_letters.len(),
                             outcome.inserted,

@@ -53,6 +53,7 @@ pub struct NodeMetrics {
     zookeeper_connected: Gauge<i64>,
     sink_stalled: Gauge<f64>,
     refused_events: Counter<u64>,
+    duplicate_events: Counter<u64>,
 }
 
 impl NodeMetrics {
@@ -147,6 +148,12 @@ impl NodeMetrics {
                     "Events PostgreSQL refused for their content, isolated and dead-lettered",
                 )
                 .build(),
+            duplicate_events: meter
+                .u64_counter("sink_duplicate_events")
+                .with_description(
+                    "Events not stored again because their message_id already was: a client's retry with the same id or Idempotency-Key, or a record read twice",
+                )
+                .build(),
         };
         metrics.stalled(Duration::ZERO);
         metrics.leading(false);
@@ -161,6 +168,7 @@ impl NodeMetrics {
             &metrics.dead_letters,
             &metrics.reconciliation_mismatches,
             &metrics.refused_events,
+            &metrics.duplicate_events,
         ] {
             counter.add(0, &[]);
         }
@@ -212,6 +220,11 @@ impl NodeMetrics {
     /// Events the database refused for their content.
     pub fn refused(&self, events: usize) {
         self.refused_events.add(events as u64, &[]);
+    }
+
+    /// Events not stored again, their `message_id` being stored already.
+    pub fn duplicates(&self, events: usize) {
+        self.duplicate_events.add(events as u64, &[]);
     }
 
     /// How long the sink has made no progress while events wait.
