@@ -49,8 +49,9 @@ pub const MAX_ADDED_PARTITIONS: usize = 9;
 /// set an hour wrong.
 const SKEWS_SECONDS: [i64; 4] = [-3600, -3, 3, 3600];
 
-/// How long a restarted standby may take to stand by.
-const STANDBY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a restarted standby may take to stand by, and the gateway to
+/// accept events again after the broker restart of an added partition.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the chaos drill injects with, besides the cluster.
 pub struct Chaos {
@@ -145,7 +146,7 @@ pub async fn overlap(
         cluster.signal(slot, Signal::SIGKILL)?;
         drop(cluster.take_node(slot));
         cluster.start_node_with(slot, &chaos.skew.env(skew))?;
-        cluster.wait_for_standby(slot, STANDBY_TIMEOUT).await?;
+        cluster.wait_for_standby(slot, RECOVERY_TIMEOUT).await?;
         let instance = cluster
             .status(slot)
             .await
@@ -178,7 +179,7 @@ pub async fn overlap(
         let partition = chaos.infra.add_partition(&cluster.topic)?;
         chaos.added_partitions += 1;
         done.faults += 1;
-        cluster.wait_for_gateway_accepting(STANDBY_TIMEOUT).await?;
+        cluster.wait_for_gateway_accepting(RECOVERY_TIMEOUT).await?;
         let marker = format!("chaos-partition:{partition}");
         done.acked.push(
             produce_event_into(&chaos.kafka_bootstrap, &cluster.topic, partition, &marker).await?,

@@ -181,21 +181,6 @@ impl LocalCluster {
         env
     }
 
-    /// The nodes' admin token.
-    pub fn admin_token(&self) -> &str {
-        &self.spec.admin_token
-    }
-
-    /// The `understudy` binary the cluster runs.
-    pub fn executable(&self) -> &Path {
-        &self.spec.executable
-    }
-
-    /// Where the cluster's processes log.
-    pub fn logs(&self) -> &Path {
-        &self.spec.logs
-    }
-
     /// Starts one more node in a new slot; returns the slot.
     pub fn add_node(&mut self) -> Result<usize, DrillError> {
         self.nodes.push(None);
