@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::actors::consumer::ConsumerSettings;
-use crate::actors::election::ElectionActor;
+use crate::actors::election::{CampaignSetup, ElectionActor};
 use crate::actors::heartbeat::HeartbeatActor;
 use crate::actors::messages::{ElectionEvents, HeartbeatPeers, Shutdown};
 use crate::actors::node_coordinator::{NodeActors, NodeCoordinator, NodeIdentity};
@@ -187,21 +187,16 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             Supervisor::start(move |_| StateSnapshotActor::new(store, instance_id, topic, interval))
         };
         let election = {
-            let zookeeper = config.zookeeper.clone();
-            let cluster = config.cluster.clone();
-            let events = ElectionEvents::to(&coordinator);
-            let metrics = metrics.clone();
-            Supervisor::start(move |_| {
-                ElectionActor::new(
-                    zookeeper,
-                    cluster,
-                    me,
-                    events.clone(),
-                    metrics,
-                    schema.clone(),
-                    presence_client.clone(),
-                )
-            })
+            let setup = CampaignSetup {
+                zookeeper: config.zookeeper.clone(),
+                cluster: config.cluster.clone(),
+                me,
+                events: ElectionEvents::to(&coordinator),
+                metrics: metrics.clone(),
+                schema,
+                presence: presence_client,
+            };
+            Supervisor::start(move |_| ElectionActor::new(setup.clone()))
         };
         let heartbeat = {
             let store = HeartbeatStore::new(redis, &config.cluster);

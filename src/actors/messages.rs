@@ -10,6 +10,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::actors::election::Revocation;
 use crate::consumer_state::{ConsumerState, CustomState};
 use crate::epoch::Epoch;
 use crate::leader_liveness::NamedLeader;
@@ -70,7 +71,7 @@ pub struct LeadershipRevoked {
     /// The epoch that ended.
     pub epoch: Epoch,
     /// Why.
-    pub reason: String,
+    pub reason: Revocation,
 }
 
 /// Who ZooKeeper names as leader, and the epoch it was granted.
