@@ -1,7 +1,7 @@
 //! Owns the command line of `understudy`, the binary operators deploy: the
 //! gateway, the node, migrations and the effective configuration, nothing that
 //! injects faults or generates load (those are `understudy-lab`'s, see
-//! [`crate::lab_cli`]). Parsing only; `main.rs` runs what was asked.
+//! [`crate::lab::cli`]). Parsing only; `main.rs` runs what was asked.
 
 use std::path::PathBuf;
 

@@ -16,8 +16,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::node_url::base_url;
-use crate::redact::redact_url;
+use crate::node::url::base_url;
+use crate::shared::redact::redact_url;
 
 /// Which process is loading the configuration; decides where `SERVER_PORT` goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use clap::Parser;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use understudy::cli::{Cli, Command, MigrateDirection};
 use understudy::config::Role;
-use understudy::postgres::migrations::{self, MigrationStep};
-use understudy::postgres::tls;
 use understudy::process_start;
+use understudy::shared::postgres::migrations::{self, MigrationStep};
+use understudy::shared::postgres::tls;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let (config, _tracing) = process_start::start(cli.config.as_deref(), role)?;
     match cli.command {
         Command::Gateway => actix_web::rt::System::new()
-            .block_on(understudy::web::gateway::run(config))
+            .block_on(understudy::gateway::run(config))
             .context("gateway failed"),
         Command::Node => {
             // Actors run on the system arbiter; spawned tasks (the ZooKeeper session

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::{Config, ConfigError, Role};
-use crate::telemetry::tracing_setup::{self, TracingError, TracingGuard};
+use crate::shared::telemetry::tracing_setup::{self, TracingError, TracingGuard};
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]

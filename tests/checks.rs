@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use understudy::drill::load::{LoadPlan, RunningLoad, MARKER_ATTRIBUTE};
-use understudy::drill::verify::verify;
+use understudy::lab::drill::load::{LoadPlan, RunningLoad, MARKER_ATTRIBUTE};
+use understudy::lab::drill::verify::verify;
 
 use common::cluster::{pg, serial, TestCluster};
 

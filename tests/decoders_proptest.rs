@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use std::time::{Duration, Instant};
-use understudy::epoch::Epoch;
+use understudy::node::election::epoch::Epoch;
 
-use understudy::heartbeat_record::HeartbeatRecord;
-use understudy::leader_liveness::{LeaderLiveness, NamedLeader, Verdict};
 use understudy::log_event::{EventLimits, Level, LogEvent, LogEventRequest};
+use understudy::node::heartbeat::liveness::{LeaderLiveness, NamedLeader, Verdict};
+use understudy::node::heartbeat::record::HeartbeatRecord;
 
 const LIMITS: EventLimits = EventLimits {
     max_message_bytes: 4096,

@@ -16,7 +16,7 @@ use common::eventually;
 /// Steady load: 50 events per second, the seed's load-test rate.
 const LOAD_RATE: u32 = 50;
 
-async fn let_load_run(load: &understudy::drill::load::RunningLoad, events: usize) {
+async fn let_load_run(load: &understudy::lab::drill::load::RunningLoad, events: usize) {
     eventually(
         Duration::from_secs(30),
         "load to be acknowledged",
@@ -675,7 +675,7 @@ async fn a_node_holds_a_bounded_number_of_presence_answers() {
         .build()
         .expect("client");
     let mut held = Vec::new();
-    for _ in 0..understudy::web::presence_stream::MAX_HELD {
+    for _ in 0..understudy::node::presence_stream::MAX_HELD {
         let answer = http.get(&url).send().await.expect("presence");
         assert!(answer.status().is_success());
         held.push(answer);

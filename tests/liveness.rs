@@ -16,7 +16,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, TestRng, TestRunner};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use understudy::drill::clock_skew::ClockSkew;
+use understudy::lab::drill::clock_skew::ClockSkew;
 use uuid::Uuid;
 
 use common::cluster::{pg, serial, TestCluster};
@@ -567,13 +567,13 @@ async fn lag_and_the_stall_are_exported_while_commits_cannot_land() {
 
 #[tokio::test]
 async fn the_sink_isolates_rows_postgresql_refuses_and_commits_the_rest() {
-    use understudy::circuit_breaker::DependencyBreaker;
     use understudy::config::{CircuitBreakerConfig, PostgresConfig};
-    use understudy::epoch::Epoch;
-    use understudy::postgres::pool::build_pool;
-    use understudy::postgres::sink_store::{
+    use understudy::node::election::epoch::Epoch;
+    use understudy::node::sink::store::{
         DeadLetterRow, EventRow, KafkaPosition, SinkBatch, SinkStore,
     };
+    use understudy::shared::circuit_breaker::DependencyBreaker;
+    use understudy::shared::postgres::pool::build_pool;
 
     let _serial = serial().await;
     // A node's start applies the migrations; the store alone does not.
@@ -856,8 +856,8 @@ async fn history_readers_blocked_in_postgresql_never_starve_the_sink() {
 
 #[tokio::test]
 async fn a_partition_added_while_a_leader_runs_is_read_from_its_beginning() {
-    use understudy::drill::chaos::produce_event_into;
-    use understudy::drill::infra_control::InfraControl;
+    use understudy::lab::drill::chaos::produce_event_into;
+    use understudy::lab::drill::infra_control::InfraControl;
 
     let _serial = serial().await;
     let cluster = TestCluster::start("added-partition", 1).await;

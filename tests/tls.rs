@@ -51,7 +51,7 @@ async fn redis_over_tls_carries_the_leaders_heartbeat_and_refuses_an_unknown_ca(
     wait_listening(port, "redis over TLS");
     let url = format!("rediss://127.0.0.1:{port}");
 
-    let stranger = understudy::redis_store::connect_lazily(&RedisConfig {
+    let stranger = understudy::shared::redis_store::connect_lazily(&RedisConfig {
         url: url.clone(),
         tls_ca_file: pki.path("other-ca.pem"),
     })
@@ -72,7 +72,7 @@ async fn redis_over_tls_carries_the_leaders_heartbeat_and_refuses_an_unknown_ca(
     )
     .await;
     cluster.wait_for_leader(None).await;
-    let trusted = understudy::redis_store::connect_lazily(&RedisConfig {
+    let trusted = understudy::shared::redis_store::connect_lazily(&RedisConfig {
         url,
         tls_ca_file: pki.path("ca.pem"),
     })

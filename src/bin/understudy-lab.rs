@@ -5,12 +5,12 @@
 
 use clap::Parser;
 
-use understudy::bench::{self, group_failover, BenchPlan};
 use understudy::config::Role;
-use understudy::drill::load::{self, LoadPlan};
-use understudy::drill::runner::{self, DrillPlan};
-use understudy::drill::{self, verify};
-use understudy::lab_cli::{LabCli, LabCommand};
+use understudy::lab::bench::{self, group_failover, BenchPlan};
+use understudy::lab::cli::{LabCli, LabCommand};
+use understudy::lab::drill::load::{self, LoadPlan};
+use understudy::lab::drill::runner::{self, DrillPlan};
+use understudy::lab::drill::{self, verify};
 use understudy::process_start;
 
 fn main() -> anyhow::Result<()> {

@@ -9,9 +9,9 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use serde_json::Value;
-use understudy::drill::load::{publish_one, LoadPlan, RunningLoad};
-use understudy::drill::local_cluster::{ClusterSpec, LocalCluster};
-use understudy::drill::verify::{stored_among, verify};
+use understudy::lab::drill::load::{publish_one, LoadPlan, RunningLoad};
+use understudy::lab::drill::local_cluster::{ClusterSpec, LocalCluster};
+use understudy::lab::drill::verify::{stored_among, verify};
 use uuid::Uuid;
 
 use super::{

@@ -43,7 +43,7 @@ pub fn log_dir() -> PathBuf {
 
 /// A running `understudy` process, killed when dropped: the harness's own
 /// process type.
-pub use understudy::drill::cluster_process::ClusterProcess as UnderstudyProcess;
+pub use understudy::lab::drill::cluster_process::ClusterProcess as UnderstudyProcess;
 
 /// Starts `understudy <args>` with `env` (and `RUST_LOG` at info), logging
 /// under [`log_dir`]; panics with the end of its log when it does not start.

@@ -1,0 +1,194 @@
+//! Owns the end-to-end benchmark. First a saturated run: a fixed number of
+//! events sent as fast as the gateway takes them (256 batch requests in
+//! flight), timed from the first request until the last row is stored, with
+//! the gateway's and the leader's CPU per event; the bare pipeline
+//! ([`crate::lab::bench::bare_pipeline`]) is its baseline. Then events offered to
+//! the gateway in batches at rising rates, each step held for a while, until a rate no longer holds. A
+//! step holds when the gateway acknowledged at least 95 % of what was offered,
+//! 99 % of the events were stored within a second of their acceptance, and the
+//! leader had stored everything within two seconds of the load stopping: the
+//! pipeline keeps up instead of building a backlog. Latency is the gateway's
+//! acceptance (`received_at`) to the row's commit (`stored_at`), from PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::lab::bench::{process_cpu, stored_events, BenchError};
+use crate::lab::drill::load::{self, LoadPlan, RunningLoad};
+use crate::lab::drill::local_cluster::LocalCluster;
+
+/// Events per request.
+const BATCH: usize = 100;
+/// How long the backlog may take to drain after a step for it to hold.
+const DRAIN_ALLOWANCE: Duration = Duration::from_secs(2);
+/// Highest p99 acceptance-to-commit latency of a step that holds, ms.
+const LATENCY_P99_ALLOWANCE_MS: f64 = 1000.0;
+
+/// An offered rate no gateway here reaches: the load generator's bound on
+/// requests in flight is what paces a saturated run.
+const SATURATING_RATE: u32 = 1_000_000;
+
+/// What the saturated run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaturatedRun {
+    /// Events acknowledged, and then stored.
+    pub events: u64,
+    /// Events refused (429, 503, …).
+    pub refused: u64,
+    /// Those events per second, first request to last row stored.
+    pub events_per_s: f64,
+    /// The gateway's CPU seconds per million events.
+    pub gateway_cpu_s_per_million: Option<f64>,
+    /// The leader's CPU seconds per million events.
+    pub leader_cpu_s_per_million: Option<f64>,
+}
+
+/// Sends `count` events through the gateway as fast as it takes them and
+/// waits until the leader stored every acknowledged one.
+pub async fn saturate(
+    cluster: &LocalCluster,
+    postgres: &tokio_postgres::Client,
+    count: u64,
+) -> Result<SaturatedRun, BenchError> {
+    let (leader, epoch) = cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let leader_pid = cluster.nodes[leader]
+        .as_ref()
+        .ok_or_else(|| BenchError::Failed("the leader is gone".into()))?
+        .pid();
+    let gateway_pid = cluster.gateway.pid();
+    let cpu_before = (
+        process_cpu::cpu_seconds(gateway_pid),
+        process_cpu::cpu_seconds(leader_pid),
+    );
+    let stored_before = stored_events(postgres, &cluster.topic).await?;
+    let started = Instant::now();
+    let outcome = load::run_for(
+        LoadPlan {
+            gateway: cluster.gateway.base_url.clone(),
+            rate: SATURATING_RATE,
+            batch_size: BATCH,
+        },
+        None,
+        Some(count),
+    )
+    .await;
+    if !outcome.unknown.is_empty() {
+        // Their records may or may not be in the topic: the stored count
+        // could then be reached before every acknowledged event is stored.
+        return Err(BenchError::Failed(format!(
+            "{} events of the saturated run have an unknown outcome",
+            outcome.unknown.len()
+        )));
+    }
+    let acked = u64::try_from(outcome.acked.len()).unwrap_or(u64::MAX);
+    let expected = stored_before.saturating_add(i64::try_from(acked).unwrap_or(i64::MAX));
+    while stored_events(postgres, &cluster.topic).await? < expected {
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(BenchError::Failed(format!(
+                "the saturated run's {acked} events were not all stored"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = (
+        process_cpu::cpu_seconds(gateway_pid),
+        process_cpu::cpu_seconds(leader_pid),
+    );
+    if cluster.wait_for_leader(0, Duration::from_secs(5)).await? != (leader, epoch) {
+        return Err(BenchError::Failed(
+            "leadership changed during the saturated run".into(),
+        ));
+    }
+    let result = SaturatedRun {
+        events: acked,
+        refused: outcome.refusals.values().sum(),
+        events_per_s: acked as f64 / elapsed.as_secs_f64().max(1e-3),
+        gateway_cpu_s_per_million: process_cpu::per_million(cpu_before.0, cpu_after.0, acked),
+        leader_cpu_s_per_million: process_cpu::per_million(cpu_before.1, cpu_after.1, acked),
+    };
+    tracing::info!(?result, refused = ?outcome.refusals, "saturated end-to-end run");
+    Ok(result)
+}
+
+/// One rate step.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateStep {
+    /// Offered events per second.
+    pub offered_per_s: u32,
+    /// Acknowledged events per second.
+    pub acked_per_s: f64,
+    /// Time from the load stopping until everything acknowledged was stored, ms.
+    pub drain_ms: i64,
+    /// Gateway acceptance to commit, median, ms.
+    pub latency_p50_ms: f64,
+    /// Gateway acceptance to commit, 99th percentile, ms.
+    pub latency_p99_ms: f64,
+    /// Whether the step held.
+    pub held: bool,
+}
+
+/// Runs the steps from `start` events/s, doubling, for `step` each.
+pub async fn find_steady_rate(
+    cluster: &LocalCluster,
+    postgres: &tokio_postgres::Client,
+    start: u32,
+    step: Duration,
+    max_steps: usize,
+) -> Result<Vec<RateStep>, BenchError> {
+    cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
+    let mut steps = Vec::new();
+    let mut stored_before = stored_events(postgres, &cluster.topic).await?;
+    let mut rate = start;
+    for _ in 0..max_steps {
+        let began = Utc::now();
+        let load = RunningLoad::start(LoadPlan {
+            gateway: cluster.gateway.base_url.clone(),
+            rate,
+            batch_size: BATCH,
+        });
+        tokio::time::sleep(step).await;
+        let outcome = load.finish().await;
+        let stopped = Instant::now();
+        let ended = Utc::now();
+        let acked = i64::try_from(outcome.acked.len()).unwrap_or(i64::MAX);
+        let expected = stored_before + acked;
+        let mut now_stored = stored_events(postgres, &cluster.topic).await?;
+        while now_stored < expected && stopped.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            now_stored = stored_events(postgres, &cluster.topic).await?;
+        }
+        let drain = stopped.elapsed();
+        stored_before = now_stored;
+        let latency = postgres
+            .query_one(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)), \
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)) \
+                 FROM log_events WHERE topic = $1 AND received_at >= $2 AND received_at <= $3",
+                &[&cluster.topic, &began, &ended],
+            )
+            .await?;
+        let acked_per_s = acked as f64 / step.as_secs_f64();
+        let latency_p99_ms = latency.get::<_, Option<f64>>(1).unwrap_or(0.0) * 1000.0;
+        let result = RateStep {
+            offered_per_s: rate,
+            acked_per_s,
+            drain_ms: i64::try_from(drain.as_millis()).unwrap_or(i64::MAX),
+            latency_p50_ms: latency.get::<_, Option<f64>>(0).unwrap_or(0.0) * 1000.0,
+            latency_p99_ms,
+            held: acked_per_s >= 0.95 * f64::from(rate)
+                && drain <= DRAIN_ALLOWANCE
+                && latency_p99_ms <= LATENCY_P99_ALLOWANCE_MS,
+        };
+        tracing::info!(?result, "end-to-end step");
+        let held = result.held;
+        steps.push(result);
+        if !held {
+            break;
+        }
+        rate = rate.saturating_mul(2);
+    }
+    Ok(steps)
+}
