@@ -125,6 +125,7 @@ impl From<&crate::config::GatewayConfig> for EventLimits {
 
 /// An event as a client sends it to `POST /api/logs`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
 pub struct LogEventRequest {
     /// Severity name, any case.
@@ -134,7 +135,8 @@ pub struct LogEventRequest {
     /// Who emitted it; also the Kafka key, so one source keeps its order.
     pub source: String,
     /// The client's id for the event; a retry with the same id is stored once.
-    #[serde(default)]
+    /// The snake_case `message_id` is accepted too, as earlier builds spelt it.
+    #[serde(default, alias = "message_id")]
     pub message_id: Option<Uuid>,
     /// When the event happened; the gateway's clock when absent.
     #[serde(default)]

@@ -715,7 +715,7 @@ async fn every_healthcheck_passes_and_every_understudy_command_runs_with_the_com
             return None;
         }
         let body: serde_json::Value = response.json().await.ok()?;
-        body["message_id"].as_str().map(str::to_owned)
+        body["messageId"].as_str().map(str::to_owned)
     })
     .await;
     let owner = common::pg_connect(&format!(

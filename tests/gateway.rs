@@ -43,7 +43,7 @@ async fn an_accepted_event_is_in_the_topic_with_its_message_id() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let accepted: Value = response.json().await.expect("json");
     let stored = read_event(&topic, &accepted);
-    assert_eq!(stored.message_id.to_string(), accepted["message_id"]);
+    assert_eq!(stored.message_id.to_string(), accepted["messageId"]);
     assert_eq!(stored.level, Level::Info);
     assert_eq!(stored.message, "Pre-failover message 1");
     assert_eq!(stored.source, "test");
@@ -61,12 +61,24 @@ async fn an_accepted_event_is_in_the_topic_with_its_message_id() {
         .expect("post");
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let accepted: Value = response.json().await.expect("json");
-    assert_eq!(accepted["message_id"], client_id.to_string());
+    assert_eq!(accepted["messageId"], client_id.to_string());
     let stored = read_event(&topic, &accepted);
     assert_eq!(stored.message_id, client_id);
     assert_eq!(stored.level, Level::Warn);
     assert_eq!(stored.timestamp.to_rfc3339(), "2026-01-02T03:04:05+00:00");
     assert_eq!(stored.attributes["user"], 42);
+
+    // The camelCase spelling every answer uses is accepted as well.
+    let camel_id = Uuid::now_v7();
+    let response = http
+        .post(gateway.url("/api/logs"))
+        .json(&json!({"level":"INFO", "message":"m", "source":"s", "messageId": camel_id}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(accepted["messageId"], camel_id.to_string());
 }
 
 #[tokio::test]
@@ -262,7 +274,7 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
     // is told so, and given the id to retry with.
     assert_eq!(timed_out["outcome"], "unknown", "{timed_out}");
     assert!(
-        timed_out["message_id"]
+        timed_out["messageId"]
             .as_str()
             .is_some_and(|id| id.parse::<Uuid>().is_ok()),
         "{timed_out}"
@@ -297,7 +309,7 @@ async fn a_stopped_broker_gets_503_never_2xx_and_the_gateway_recovers() {
     );
     // An open breaker sent nothing: no unknown outcome, no id to retry with.
     assert!(
-        body.get("outcome").is_none() && body.get("message_id").is_none(),
+        body.get("outcome").is_none() && body.get("messageId").is_none(),
         "{body}"
     );
     let status = get_json(&http, &gateway.url("/api/system/status")).await;
@@ -414,7 +426,7 @@ async fn system_status_reports_broker_gateway_and_unreachable_nodes() {
     );
     assert_eq!(status["nodes"][0]["reachable"], false);
     assert_eq!(status["leader"], Value::Null);
-    assert_eq!(status["leaders_claimed"], 0);
+    assert_eq!(status["leadersClaimed"], 0);
     assert_eq!(status["status"], "DEGRADED");
 }
 
@@ -462,7 +474,7 @@ async fn a_discovering_gateway_follows_the_nodes_through_zookeeper() {
         .collect();
     expected.sort();
     assert_eq!(urls(&first), expected, "{first}");
-    assert_eq!(first["leaders_claimed"], 1, "{first}");
+    assert_eq!(first["leadersClaimed"], 1, "{first}");
     assert_eq!(
         first["leader"]["url"],
         cluster.node(leader).base_url.as_str()

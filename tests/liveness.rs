@@ -86,7 +86,7 @@ async fn accounted_for(topic: &str, ids: &[Uuid]) -> usize {
         .iter()
         .filter_map(|row| row.get::<_, Option<Vec<u8>>>(0))
         .filter_map(|payload| serde_json::from_slice::<Value>(&payload).ok())
-        .filter_map(|event| event["message_id"].as_str()?.parse::<Uuid>().ok())
+        .filter_map(|event| event["messageId"].as_str()?.parse::<Uuid>().ok())
         .filter(|id| ids.contains(id))
         .count();
     usize::try_from(stored).expect("a count") + dead_lettered
@@ -217,7 +217,7 @@ async fn every_accepted_hostile_event_is_stored_or_dead_lettered_within_a_bound(
         let answer: Value = response.json().await.expect("every answer is JSON");
         match status.as_u16() {
             202 => accepted.push(
-                answer["message_id"]
+                answer["messageId"]
                     .as_str()
                     .and_then(|id| id.parse::<Uuid>().ok())
                     .expect("an id"),
@@ -266,7 +266,7 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
             .expect("post");
         assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
         let body: Value = response.json().await.expect("json");
-        ids.push(body["message_id"].as_str().expect("id").to_owned());
+        ids.push(body["messageId"].as_str().expect("id").to_owned());
     }
     assert_eq!(ids[0], ids[1], "the retry carries the same id");
     let mut acked: Vec<Uuid> = vec![ids[0].parse().expect("uuid")];
@@ -295,7 +295,7 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
     .await;
     assert_eq!(first["results"][1]["status"], 422, "{first}");
     acked.push(
-        first["results"][0]["message_id"]
+        first["results"][0]["messageId"]
             .as_str()
             .and_then(|id| id.parse().ok())
             .expect("an id"),
@@ -304,7 +304,7 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
         {"level":"WARN","message":"order 2 charged","source":"billing"}
     ]))
     .await;
-    let resent_id: Uuid = resent["results"][0]["message_id"]
+    let resent_id: Uuid = resent["results"][0]["messageId"]
         .as_str()
         .and_then(|id| id.parse().ok())
         .expect("an id");
@@ -329,7 +329,7 @@ async fn an_idempotency_key_makes_a_retry_store_once() {
         .as_array()
         .expect("results")
         .iter()
-        .filter_map(|result| result["message_id"].as_str()?.parse().ok())
+        .filter_map(|result| result["messageId"].as_str()?.parse().ok())
         .collect();
     assert_eq!(line_ids.len(), 3, "{lines}");
     acked.extend(line_ids);

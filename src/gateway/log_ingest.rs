@@ -26,6 +26,7 @@ use crate::shared::http::api_error::{ApiError, ErrorBody};
 
 /// The answer to an accepted event: where its record landed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Accepted {
     /// The event's id (the client's, or the one the gateway assigned).
     pub message_id: Uuid,
@@ -37,6 +38,7 @@ pub struct Accepted {
 
 /// One item's outcome in a batch answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BatchItemResult {
     /// Position of the item in the request, from 0.
     pub index: usize,
@@ -52,6 +54,7 @@ pub struct BatchItemResult {
 
 /// The answer to a batch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BatchResponse {
     /// Items the broker acknowledged.
     pub accepted: usize,

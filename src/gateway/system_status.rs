@@ -43,6 +43,7 @@ struct LeadershipClaim {
 
 /// What one node answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeReport {
     /// The node's base URL (`gateway.node_urls`, or as it advertises itself).
     pub url: String,
@@ -61,6 +62,7 @@ pub struct NodeReport {
 
 /// The node that claims leadership.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LeaderReport {
     /// The node's base URL.
     pub url: String,
@@ -72,6 +74,7 @@ pub struct LeaderReport {
 
 /// The gateway process itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct GatewayReport {
     /// Always `UP` when this answer exists.
     pub status: Health,
@@ -83,6 +86,7 @@ pub struct GatewayReport {
 
 /// The broker as the gateway sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BrokerReport {
     /// `UP` when ready, otherwise `DOWN`.
     pub status: Health,
@@ -101,6 +105,7 @@ pub struct BrokerReport {
 
 /// The whole answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SystemStatus {
     /// `UP` when the broker is ready and exactly one node leads, otherwise `DEGRADED`.
     pub status: Health,

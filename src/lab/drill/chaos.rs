@@ -212,7 +212,7 @@ pub async fn overlap(
         let answer: Value = answer.json().await.unwrap_or_default();
         if status == reqwest::StatusCode::ACCEPTED {
             done.acked.extend(
-                answer["message_id"]
+                answer["messageId"]
                     .as_str()
                     .and_then(|id| id.parse::<Uuid>().ok()),
             );

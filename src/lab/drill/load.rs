@@ -271,7 +271,7 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
     };
     let mut outcome = Answer::default();
     if let [event] = events.as_slice() {
-        match answer["message_id"].as_str().and_then(|id| id.parse().ok()) {
+        match answer["messageId"].as_str().and_then(|id| id.parse().ok()) {
             Some(id) if status == reqwest::StatusCode::ACCEPTED => outcome.acked.push(id),
             _ if outcome_unknown(&answer) => outcome.unknown.push(marker_of(event)),
             _ => outcome.refusals.push(refusal(status.as_u16(), &answer)),
@@ -288,7 +288,7 @@ async fn send(http: &reqwest::Client, gateway: &str, events: Vec<Value>) -> Answ
         let index = result["index"]
             .as_u64()
             .and_then(|i| usize::try_from(i).ok());
-        match result["message_id"].as_str().and_then(|id| id.parse().ok()) {
+        match result["messageId"].as_str().and_then(|id| id.parse().ok()) {
             Some(id) if result["status"] == 202 => outcome.acked.push(id),
             _ if outcome_unknown(result) => outcome
                 .unknown

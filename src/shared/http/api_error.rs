@@ -130,6 +130,7 @@ impl ApiError {
 
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// Stable code.
     pub error: &'static str,

@@ -16,6 +16,7 @@ use crate::shared::kafka::topic::ensure_topic;
 
 /// The last thing the probe learnt about the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BrokerHealth {
     /// Whether the broker answered and the topic has partitions.
     pub ready: bool,
