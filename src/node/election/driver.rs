@@ -329,11 +329,15 @@ impl Driver {
                 Some(Input::Deleted { purpose, ok })
             }
             Effect::Grant(grant) => {
-                let session_timeout = self.waiting().1;
-                let mut confirm =
-                    tokio::time::interval((session_timeout / 3).max(Duration::from_millis(1)));
-                confirm.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                io.waits.confirm = Some(confirm);
+                // One lease tick for as long as this session leads: a
+                // reclaim's grant keeps it (a fresh interval ticks at once).
+                if io.waits.confirm.is_none() {
+                    let session_timeout = self.waiting().1;
+                    let mut confirm =
+                        tokio::time::interval((session_timeout / 3).max(Duration::from_millis(1)));
+                    confirm.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    io.waits.confirm = Some(confirm);
+                }
                 self.setup.events.granted.do_send(LeadershipGranted {
                     epoch: grant.epoch,
                     reason: grant.reason,

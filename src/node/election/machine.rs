@@ -411,11 +411,17 @@ impl ElectionMachine {
     /// The driver died and a new one starts: its session is gone, so an
     /// epoch it led under is held (revoked if the next session finds another
     /// leader), and the campaign begins again.
+    /// What it saw before is no longer a reason: a node that led has lost
+    /// leadership, and one that followed starts a fresh campaign.
     pub fn restart(&mut self, now: Now) {
         if let Phase::Leading { epoch, .. } = self.phase {
             self.held = Some(epoch);
             self.lost_leadership(now);
+        } else {
+            self.succession.reason = TakeoverReason::InitialElection;
+            self.succession.detected_at = now.wall;
         }
+        self.backoff = RECONNECT_BACKOFF_MIN;
         self.connected_at = None;
         self.phase = Phase::AwaitingSchema;
     }
@@ -449,7 +455,9 @@ impl ElectionMachine {
     /// Feeds one input; returns what to do, in order.
     pub fn step<Q: Debug>(&mut self, input: Input<Q>, now: Now) -> Vec<Effect<Q>> {
         let mut out = Vec::new();
-        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
+        // A copy, so that a panic midway leaves the phase as it was (and a
+        // restart still knows the epoch it led under).
+        let phase = self.phase.clone();
         self.phase = match input {
             Input::Command(command) => self.command(phase, command, now, &mut out),
             Input::CommandsClosed => self.stop(&mut out),
@@ -467,8 +475,16 @@ impl ElectionMachine {
     ) -> Phase {
         match (phase, input) {
             (Phase::Stopped, _) => Phase::Stopped,
-            (Phase::AwaitingSchema, Input::SchemaCurrent)
-            | (Phase::Backoff, Input::BackoffElapsed) => {
+            (Phase::AwaitingSchema, Input::SchemaCurrent) => {
+                // A node may wait hours for its schema: the initial
+                // election's clock starts when it may campaign.
+                if self.succession.reason == TakeoverReason::InitialElection {
+                    self.succession.detected_at = now.wall;
+                }
+                out.push(Effect::Connect);
+                Phase::Connecting
+            }
+            (Phase::Backoff, Input::BackoffElapsed) => {
                 out.push(Effect::Connect);
                 Phase::Connecting
             }
@@ -1209,6 +1225,45 @@ mod tests {
         );
         assert_eq!(node.step(Input::Command(Command::Resign)), []);
         assert_eq!(node.step(Input::SchemaCurrent), [Effect::Connect]);
+    }
+
+    #[test]
+    fn the_initial_elections_clock_starts_when_the_schema_is_current() {
+        let mut node = Harness::new();
+        node.advance(Duration::from_secs(3600));
+        let ready = node.now().wall;
+        node.joined("member-1");
+        node.step(Input::Observed(Observation::Leader));
+        assert_eq!(node.grant(1).detected_at, ready);
+    }
+
+    #[test]
+    fn a_restarted_follower_starts_a_fresh_campaign_without_its_old_reason_or_backoff() {
+        let mut node = Harness::new();
+        node.following("member-1");
+        node.step(Input::PredecessorGone);
+        node.step(Input::Failed(Request::Observe));
+        node.step(Input::BackoffElapsed);
+        node.step(Input::ConnectFailed);
+        node.advance(Duration::from_secs(60));
+        node.machine.restart(node.now());
+        let restarted = node.now().wall;
+        node.step(Input::SchemaCurrent);
+        assert_eq!(
+            node.step(Input::ConnectFailed),
+            [Effect::Sleep(RECONNECT_BACKOFF_MIN)]
+        );
+        node.step(Input::BackoffElapsed);
+        node.step(Input::Connected {
+            negotiated: SESSION,
+        });
+        node.step(Input::Joined {
+            member: "member-7".into(),
+        });
+        node.step(Input::Observed(Observation::Leader));
+        let grant = node.grant(2);
+        assert_eq!(grant.reason, TakeoverReason::InitialElection);
+        assert!(grant.detected_at >= restarted);
     }
 
     #[test]
@@ -2145,7 +2200,7 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever ZooKeeper and the coordinator do: the driver's contract
+        /// Whatever ZooKeeper, the coordinator and driver crashes do: the driver's contract
         /// holds, every question is answered once, grants only grow, an
         /// epoch is revoked at most once and only after its grant, and a
         /// lease is only ever confirmed for the epoch the node leads.
@@ -2163,6 +2218,12 @@ mod tests {
             let mut token = 0;
             let mut pending = None;
             while world.next < choices.len() {
+                // The driver dies now and then, between requests; the
+                // supervisor restarts it on the same machine.
+                if pending.is_none() && world.pick(24) == 0 {
+                    machine.restart(Now::current());
+                    continue;
+                }
                 let input = match pending.take() {
                     Some(request) => world.answer(request),
                     None => {
