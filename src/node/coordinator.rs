@@ -27,24 +27,20 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::node::consumer::{ConsumerActor, ConsumerSettings};
+use crate::node::consumer::Consuming;
 use crate::node::election::epoch::Epoch;
 use crate::node::election::takeover_reason::TakeoverKind;
-use crate::node::election::ElectionActor;
 use crate::node::heartbeat::liveness::NamedLeader;
-use crate::node::heartbeat::HeartbeatActor;
 use crate::node::messages::{
     BatchCommitted, BecomeLeader, BecomeStandby, BeginEpoch, CommitRecorded, ConsumerFenced,
-    ConsumerPeers, Drain, EndEpoch, Flush, FlushSnapshot, GetFailoverStatus, HeartbeatObserved,
-    LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed, LeaseWitness, Leave,
-    LoadSnapshot, NotLeader, PartitionsAssigned, ReclaimEpochAbove, RecordFailover, Resign,
-    Shutdown, StepDown, TakeOver, ZooKeeperConnectivity, ZooKeeperLeader,
+    ConsumerPeers, CoordinatorPeers, Drain, EndEpoch, Flush, FlushSnapshot, GetFailoverStatus,
+    HeartbeatObserved, LeaderObserved, LeadershipGranted, LeadershipRevoked, LeaseConfirmed,
+    LeaseWitness, Leave, LoadSnapshot, NotLeader, PartitionsAssigned, ReclaimEpochAbove,
+    RecordFailover, Resign, Shutdown, StepDown, TakeOver, ZooKeeperConnectivity, ZooKeeperLeader,
 };
 use crate::node::metrics::NodeMetrics;
 use crate::node::sink::store::{FailoverRecord, SinkError};
-use crate::node::sink::SinkActor;
 use crate::node::snapshot::state::{ConsumerState, CustomState};
-use crate::node::snapshot::StateSnapshotActor;
 use crate::node::status::{FailoverStatus, FailoverView, NodeRole, StateSummary};
 use crate::shared::retry_policy::dependency_backoff;
 
@@ -89,30 +85,18 @@ pub struct NodeIdentity {
     pub metrics: NodeMetrics,
 }
 
-/// The other actors, started by [`NodeCoordinator::start`].
-pub struct NodeActors {
-    /// Election.
-    pub election: Addr<ElectionActor>,
-    /// Heartbeat.
-    pub heartbeat: Addr<HeartbeatActor>,
-    /// Sink.
-    pub sink: Addr<SinkActor>,
-    /// Snapshots.
-    pub snapshots: Addr<StateSnapshotActor>,
-}
-
 /// The actor.
 pub struct NodeCoordinator {
     identity: NodeIdentity,
-    actors: NodeActors,
-    consumer_settings: ConsumerSettings,
+    peers: CoordinatorPeers,
+    consuming: Box<dyn Consuming>,
     role: Role,
     last_epoch: Option<Epoch>,
     leadership: watch::Sender<Option<Epoch>>,
-    consumer: Option<Addr<ConsumerActor>>,
+    consumer: Option<Recipient<Drain>>,
     /// The consumer of the last term, stopped but maybe still finishing its
     /// in-flight commit.
-    stopping_consumer: Option<Addr<ConsumerActor>>,
+    stopping_consumer: Option<Recipient<Drain>>,
     zookeeper_connected: bool,
     zookeeper_leader: Option<NamedLeader>,
     /// Until when ZooKeeper vouched for our leadership.
@@ -134,16 +118,17 @@ pub struct NodeCoordinator {
 }
 
 impl NodeCoordinator {
-    /// Starts the coordinator; `start_actors` starts the others with its address.
+    /// Starts the coordinator; `start_peers` starts the other actors with
+    /// its address and says how to reach them.
     pub fn start(
         identity: NodeIdentity,
-        consumer_settings: ConsumerSettings,
-        start_actors: impl FnOnce(Addr<NodeCoordinator>) -> NodeActors,
+        consuming: Box<dyn Consuming>,
+        start_peers: impl FnOnce(Addr<NodeCoordinator>) -> CoordinatorPeers,
     ) -> Addr<NodeCoordinator> {
         NodeCoordinator::create(|ctx| NodeCoordinator {
             identity,
-            actors: start_actors(ctx.address()),
-            consumer_settings,
+            peers: start_peers(ctx.address()),
+            consuming,
             role: Role::Standby,
             last_epoch: None,
             leadership: watch::channel(None).0,
@@ -214,8 +199,8 @@ impl NodeCoordinator {
         {
             self.zookeeper_leader = None;
         }
-        self.actors.heartbeat.do_send(BecomeStandby);
-        self.actors.snapshots.do_send(EndEpoch);
+        self.peers.heartbeat.become_standby.do_send(BecomeStandby);
+        self.peers.snapshots.end.do_send(EndEpoch);
     }
 
     /// Runs after the takeover transaction succeeded for `epoch`.
@@ -230,7 +215,7 @@ impl NodeCoordinator {
         let now = Utc::now();
         let mut custom = CustomState::default();
         let snapshot = snapshot.filter(|snapshot| {
-            let doubt = snapshot.doubt(&self.consumer_settings.topic, epoch, &offsets);
+            let doubt = snapshot.doubt(self.consuming.topic(), epoch, &offsets);
             if let Some(doubt) = &doubt {
                 self.reconciliation_mismatches += 1;
                 self.identity.metrics.reconciliation_mismatch();
@@ -258,24 +243,22 @@ impl NodeCoordinator {
         }
         self.state.offsets = offsets.clone();
         self.last_sink_progress = Instant::now();
-        self.actors.snapshots.do_send(BeginEpoch {
+        self.peers.snapshots.begin.do_send(BeginEpoch {
             epoch,
             processed_total: self.state.processed_total,
             custom,
         });
-        let consumer = ConsumerActor::new(
+        let consumer = self.consuming.start(
             epoch,
             offsets,
-            self.consumer_settings.clone(),
             ConsumerPeers {
-                commit: self.actors.sink.clone().recipient(),
-                in_flight: self.actors.snapshots.clone().recipient(),
+                commit: self.peers.sink.commit.clone(),
+                in_flight: self.peers.snapshots.in_flight.clone(),
                 committed: ctx.address().recipient(),
                 assigned: ctx.address().recipient(),
                 fenced: ctx.address().recipient(),
             },
-        )
-        .start();
+        );
         self.consumer = Some(consumer);
         self.set_role(Role::Leading(epoch));
         let record = FailoverRecord {
@@ -302,10 +285,10 @@ impl NodeCoordinator {
             first_commit_at: None,
             first_commit_ms: None,
         });
-        let sink = self.actors.sink.clone();
+        let record_failover = self.peers.sink.record_failover.clone();
         ctx.spawn(
             async move {
-                match sink.send(RecordFailover(record)).await {
+                match record_failover.send(RecordFailover(record)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::warn!(%error, "could not record the failover"),
                     Err(error) => tracing::warn!(%error, "sink unavailable to record the failover"),
@@ -338,10 +321,11 @@ impl Handler<MeasureLag> for NodeCoordinator {
         if self.state.partitions.is_empty() {
             return;
         }
-        let reader = self.consumer_settings.reader.clone();
-        let partitions = self.state.partitions.clone();
+        let watermarks = self
+            .consuming
+            .high_watermarks(self.state.partitions.clone());
         ctx.spawn(
-            async move { reader.high_watermarks(partitions).await }
+            watermarks
                 .into_actor(self)
                 .map(move |watermarks, actor, _ctx| {
                     if actor.role != Role::Leading(epoch) {
@@ -392,12 +376,12 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
         self.heartbeat_lease_until = None;
         self.heartbeat_resumed_at = None;
         self.set_role(Role::TakingOver(granted.epoch));
-        self.actors.heartbeat.do_send(BecomeLeader {
+        self.peers.heartbeat.become_leader.do_send(BecomeLeader {
             epoch: granted.epoch,
         });
         let epoch = granted.epoch;
-        let snapshots = self.actors.snapshots.clone();
-        let sink = self.actors.sink.clone();
+        let snapshots = self.peers.snapshots.load.clone();
+        let sink = self.peers.sink.take_over.clone();
         let leadership = self.leadership.subscribe();
         let takeover = async move {
             if let Some(previous) = previous {
@@ -447,7 +431,7 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
                 Ok(offsets) => actor.start_leading(&granted, offsets, snapshot, ctx),
                 Err(SinkError::Fenced { fence_epoch }) => {
                     tracing::warn!(%epoch, %fence_epoch, "the database fence is above our epoch; reclaiming");
-                    actor.actors.election.do_send(ReclaimEpochAbove { floor: fence_epoch });
+                    actor.peers.election.reclaim.do_send(ReclaimEpochAbove { floor: fence_epoch });
                 }
                 Err(error) => tracing::warn!(%error, "takeover abandoned"),
             }
@@ -490,16 +474,19 @@ impl Handler<ConsumerFenced> for NodeCoordinator {
         }
         tracing::warn!(epoch = %fenced.epoch, fence_epoch = ?fenced.fence_epoch, "fenced; stepping down");
         self.become_standby();
-        self.actors.election.do_send(Resign);
+        self.peers.election.resign.do_send(Resign);
     }
 }
 
 impl Handler<LeaderObserved> for NodeCoordinator {
     type Result = ();
     fn handle(&mut self, observed: LeaderObserved, _ctx: &mut Context<Self>) {
-        self.actors.heartbeat.do_send(ZooKeeperLeader {
-            leader: observed.leader.clone(),
-        });
+        self.peers
+            .heartbeat
+            .zookeeper_leader
+            .do_send(ZooKeeperLeader {
+                leader: observed.leader.clone(),
+            });
         if let (Role::Standby, Some(leader)) = (self.role, &observed.leader) {
             self.identity.metrics.epoch(leader.epoch.0);
         }
@@ -591,12 +578,15 @@ impl Handler<BatchCommitted> for NodeCoordinator {
             view.first_commit_ms = Some(first_commit_ms);
             tracing::info!(epoch = %committed.epoch, first_commit_ms, "first commit after takeover");
         }
-        self.actors.snapshots.do_send(CommitRecorded {
-            epoch: committed.epoch,
-            partitions: committed.partitions,
-            next_offsets: committed.next_offsets,
-            processed_total: self.state.processed_total,
-        });
+        self.peers
+            .snapshots
+            .commit_recorded
+            .do_send(CommitRecorded {
+                epoch: committed.epoch,
+                partitions: committed.partitions,
+                next_offsets: committed.next_offsets,
+                processed_total: self.state.processed_total,
+            });
     }
 }
 
@@ -664,8 +654,8 @@ impl NodeCoordinator {
         if let Some(consumer) = &consumer {
             self.stopping_consumer = Some(consumer.clone());
         }
-        let sink = self.actors.sink.clone();
-        let snapshots = self.actors.snapshots.clone();
+        let flush = self.peers.sink.flush.clone();
+        let snapshots = self.peers.snapshots.flush.clone();
         let bound = move |bound| bounded.then_some(bound);
         async move {
             if let Some(consumer) = consumer {
@@ -676,7 +666,7 @@ impl NodeCoordinator {
                 )
                 .await;
             }
-            within(bound(FLUSH_BOUND), "the sink's flush", sink.send(Flush)).await;
+            within(bound(FLUSH_BOUND), "the sink's flush", flush.send(Flush)).await;
             within(
                 bound(SNAPSHOT_BOUND),
                 "the last state snapshot",
@@ -703,7 +693,7 @@ impl Handler<StepDown> for NodeCoordinator {
                     if actor.role == Role::Leading(epoch) {
                         tracing::info!(%epoch, "stepping down: in-flight batch committed, resigning");
                         actor.become_standby();
-                        actor.actors.election.do_send(Resign);
+                        actor.peers.election.resign.do_send(Resign);
                     }
                     Ok(epoch)
                 }),
@@ -716,16 +706,11 @@ impl Handler<Shutdown> for NodeCoordinator {
 
     fn handle(&mut self, _message: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
         let wind_down = self.wind_down(true);
-        let election = self.actors.election.clone();
+        let leave = self.peers.election.leave.clone();
         Box::pin(
             async move {
                 wind_down.await;
-                within(
-                    Some(LEAVE_BOUND),
-                    "leaving the election",
-                    election.send(Leave),
-                )
-                .await;
+                within(Some(LEAVE_BOUND), "leaving the election", leave.send(Leave)).await;
             }
             .into_actor(self)
             .map(|(), actor, _ctx| {
@@ -733,5 +718,494 @@ impl Handler<Shutdown> for NodeCoordinator {
                 tracing::info!("left the election");
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The coordinator against in-memory peers: one fake actor stands in for
+    //! the election, the heartbeat, the sink and the snapshot store, and a
+    //! fake [`Consuming`] for Kafka. No service runs.
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use futures::future::BoxFuture;
+    use rdkafka::error::KafkaError;
+
+    use super::*;
+    use crate::node::election::takeover_reason::TakeoverReason;
+    use crate::node::messages::{
+        BatchInFlight, CommitBatch, ElectionOrders, HeartbeatOrders, SinkOrders, SnapshotOrders,
+    };
+    use crate::node::sink::store::CommitOutcome;
+    use crate::shared::redis_store::RedisStoreError;
+    use crate::shared::telemetry::registry::MetricsRegistry;
+
+    /// What a peer was told, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Told {
+        BecomeLeader(Epoch),
+        BecomeStandby,
+        ZooKeeperLeader,
+        LoadSnapshot,
+        TakeOver(Epoch),
+        BeginEpoch(Epoch),
+        ConsumerStarted(Epoch, BTreeMap<i32, i64>),
+        RecordFailover(i64, String),
+        CommitRecorded(Epoch),
+        Drained,
+        Flush,
+        FlushSnapshot,
+        EndEpoch,
+        Resign,
+        Reclaim(Epoch),
+        Leave,
+        InFlight,
+    }
+
+    type Log = Arc<Mutex<Vec<Told>>>;
+
+    fn note(log: &Log, told: Told) {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(told);
+    }
+
+    fn told(log: &Log) -> Vec<Told> {
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every peer at once: notes what it is told, answers as scripted.
+    struct FakePeers {
+        log: Log,
+        take_over: VecDeque<Result<BTreeMap<i32, i64>, SinkError>>,
+        snapshot: Option<ConsumerState>,
+    }
+
+    impl Actor for FakePeers {
+        type Context = Context<Self>;
+    }
+
+    macro_rules! noting {
+        ($message:ty, $received:pat => $told:expr) => {
+            impl Handler<$message> for FakePeers {
+                type Result = ();
+                fn handle(&mut self, $received: $message, _ctx: &mut Context<Self>) {
+                    note(&self.log, $told);
+                }
+            }
+        };
+    }
+
+    noting!(BecomeLeader, message => Told::BecomeLeader(message.epoch));
+    noting!(BecomeStandby, _ => Told::BecomeStandby);
+    noting!(ZooKeeperLeader, _ => Told::ZooKeeperLeader);
+    noting!(BeginEpoch, message => Told::BeginEpoch(message.epoch));
+    noting!(EndEpoch, _ => Told::EndEpoch);
+    noting!(CommitRecorded, message => Told::CommitRecorded(message.epoch));
+    noting!(FlushSnapshot, _ => Told::FlushSnapshot);
+    noting!(Flush, _ => Told::Flush);
+    noting!(Resign, _ => Told::Resign);
+    noting!(ReclaimEpochAbove, message => Told::Reclaim(message.floor));
+    noting!(Leave, _ => Told::Leave);
+    noting!(BatchInFlight, _ => Told::InFlight);
+
+    impl Handler<CommitBatch> for FakePeers {
+        type Result = Result<CommitOutcome, SinkError>;
+        fn handle(&mut self, _message: CommitBatch, _ctx: &mut Context<Self>) -> Self::Result {
+            Err(SinkError::Unavailable("a fake sink commits nothing".into()))
+        }
+    }
+
+    impl Handler<TakeOver> for FakePeers {
+        type Result = Result<BTreeMap<i32, i64>, SinkError>;
+        fn handle(&mut self, message: TakeOver, _ctx: &mut Context<Self>) -> Self::Result {
+            note(&self.log, Told::TakeOver(message.epoch));
+            self.take_over
+                .pop_front()
+                .unwrap_or_else(|| Ok(BTreeMap::new()))
+        }
+    }
+
+    impl Handler<LoadSnapshot> for FakePeers {
+        type Result = Result<Option<ConsumerState>, RedisStoreError>;
+        fn handle(&mut self, _message: LoadSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+            note(&self.log, Told::LoadSnapshot);
+            Ok(self.snapshot.clone())
+        }
+    }
+
+    impl Handler<RecordFailover> for FakePeers {
+        type Result = Result<(), SinkError>;
+        fn handle(&mut self, message: RecordFailover, _ctx: &mut Context<Self>) -> Self::Result {
+            note(
+                &self.log,
+                Told::RecordFailover(message.0.epoch, message.0.reason),
+            );
+            Ok(())
+        }
+    }
+
+    /// A term's consumer: drains at once.
+    struct FakeConsumer {
+        log: Log,
+    }
+
+    impl Actor for FakeConsumer {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Drain> for FakeConsumer {
+        type Result = ();
+        fn handle(&mut self, _message: Drain, _ctx: &mut Context<Self>) {
+            note(&self.log, Told::Drained);
+        }
+    }
+
+    /// Kafka, as the coordinator sees it.
+    struct FakeKafka {
+        log: Log,
+    }
+
+    impl Consuming for FakeKafka {
+        fn topic(&self) -> &str {
+            "events"
+        }
+
+        fn start(
+            &self,
+            epoch: Epoch,
+            next_offsets: BTreeMap<i32, i64>,
+            _peers: ConsumerPeers,
+        ) -> Recipient<Drain> {
+            note(&self.log, Told::ConsumerStarted(epoch, next_offsets));
+            FakeConsumer {
+                log: self.log.clone(),
+            }
+            .start()
+            .recipient()
+        }
+
+        fn high_watermarks(
+            &self,
+            _partitions: Vec<i32>,
+        ) -> BoxFuture<'static, Result<Vec<(i32, i64)>, KafkaError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    fn coordinator(
+        take_over: Vec<Result<BTreeMap<i32, i64>, SinkError>>,
+        snapshot: Option<ConsumerState>,
+    ) -> (Addr<NodeCoordinator>, Log) {
+        let log = Log::default();
+        let peers = FakePeers {
+            log: log.clone(),
+            take_over: take_over.into(),
+            snapshot,
+        }
+        .start();
+        let registry = MetricsRegistry::new().expect("registry");
+        let identity = NodeIdentity {
+            instance_id: "a".into(),
+            cluster: "c".into(),
+            state_max_age_ms: 60_000,
+            metrics: NodeMetrics::new(&registry).expect("metrics"),
+        };
+        let kafka = Box::new(FakeKafka { log: log.clone() });
+        let address = NodeCoordinator::start(identity, kafka, |_| CoordinatorPeers {
+            election: ElectionOrders::to(&peers),
+            heartbeat: HeartbeatOrders::to(&peers),
+            sink: SinkOrders::to(&peers),
+            snapshots: SnapshotOrders::to(&peers),
+        });
+        (address, log)
+    }
+
+    fn granted(epoch: i64) -> LeadershipGranted {
+        LeadershipGranted {
+            epoch: Epoch(epoch),
+            reason: TakeoverReason::LeaderDeparted,
+            detected_at: Utc::now(),
+            previous_leader: Some("b".into()),
+            lease_until: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    fn offsets(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+        pairs.iter().copied().collect()
+    }
+
+    /// Waits (briefly) until `log` holds `wanted`.
+    async fn until_told(log: &Log, wanted: &Told) {
+        for _ in 0..400 {
+            if told(log).contains(wanted) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never told {wanted:?}; told {:?}", told(log));
+    }
+
+    /// Leads under `epoch` with the stored offsets `stored`.
+    async fn leading(epoch: i64, stored: &[(i32, i64)]) -> (Addr<NodeCoordinator>, Log) {
+        let (coordinator, log) = coordinator(vec![Ok(offsets(stored))], None);
+        coordinator.do_send(granted(epoch));
+        until_told(&log, &Told::ConsumerStarted(Epoch(epoch), offsets(stored))).await;
+        (coordinator, log)
+    }
+
+    fn position(log: &[Told], told: &Told) -> usize {
+        log.iter()
+            .position(|entry| entry == told)
+            .unwrap_or_else(|| panic!("{told:?} missing from {log:?}"))
+    }
+
+    async fn status(coordinator: &Addr<NodeCoordinator>) -> FailoverStatus {
+        coordinator.send(GetFailoverStatus).await.expect("status")
+    }
+
+    #[actix::test]
+    async fn a_grant_raises_the_fence_before_the_consumer_starts_where_postgresql_says() {
+        let (_coordinator, log) = leading(3, &[(0, 10), (1, 4)]).await;
+        until_told(&log, &Told::RecordFailover(3, "leader departed".into())).await;
+        let log = told(&log);
+        let heartbeat = position(&log, &Told::BecomeLeader(Epoch(3)));
+        let fence = position(&log, &Told::TakeOver(Epoch(3)));
+        let consumer = position(
+            &log,
+            &Told::ConsumerStarted(Epoch(3), offsets(&[(0, 10), (1, 4)])),
+        );
+        assert!(heartbeat < fence && fence < consumer, "{log:?}");
+        assert!(log.contains(&Told::BeginEpoch(Epoch(3))), "{log:?}");
+    }
+
+    #[actix::test]
+    async fn it_says_it_leads_only_while_both_leases_run() {
+        let (coordinator, _log) = leading(3, &[]).await;
+        let before = status(&coordinator).await;
+        assert!(!before.is_leader, "no heartbeat has landed yet");
+        assert_eq!(before.role, NodeRole::Unconfirmed);
+        let now = Instant::now();
+        coordinator.do_send(LeaseConfirmed {
+            epoch: Epoch(3),
+            sent: now,
+            valid_until: now + Duration::from_secs(5),
+            witness: LeaseWitness::Heartbeat,
+        });
+        let after = status(&coordinator).await;
+        assert!(after.is_leader);
+        assert_eq!(after.role, NodeRole::Leader);
+        coordinator.do_send(LeaseConfirmed {
+            epoch: Epoch(2),
+            sent: now,
+            valid_until: now + Duration::from_secs(60),
+            witness: LeaseWitness::ZooKeeper,
+        });
+        assert!(
+            status(&coordinator).await.is_leader,
+            "an older epoch's lease changes nothing"
+        );
+    }
+
+    #[actix::test]
+    async fn a_fence_above_our_epoch_makes_the_election_reclaim_and_starts_no_consumer() {
+        let fenced = Err(SinkError::Fenced {
+            fence_epoch: Epoch(9),
+        });
+        let (coordinator, log) = coordinator(vec![fenced], None);
+        coordinator.do_send(granted(3));
+        until_told(&log, &Told::Reclaim(Epoch(9))).await;
+        assert!(
+            !told(&log)
+                .iter()
+                .any(|entry| matches!(entry, Told::ConsumerStarted(..))),
+            "{:?}",
+            told(&log)
+        );
+        assert_eq!(status(&coordinator).await.role, NodeRole::TakingOver);
+    }
+
+    #[actix::test]
+    async fn a_snapshot_that_disagrees_is_counted_and_postgresql_wins() {
+        let snapshot = ConsumerState {
+            instance_id: "b".into(),
+            epoch: Epoch(2),
+            topic: "events".into(),
+            partitions: vec![0, 1],
+            offsets: offsets(&[(0, 9), (1, 4)]),
+            in_flight: Vec::new(),
+            processed_total: 12,
+            custom: CustomState::default(),
+            updated_at_ms: Utc::now().timestamp_millis(),
+        };
+        let (coordinator, log) = coordinator(vec![Ok(offsets(&[(0, 10), (1, 4)]))], Some(snapshot));
+        coordinator.do_send(granted(3));
+        until_told(
+            &log,
+            &Told::ConsumerStarted(Epoch(3), offsets(&[(0, 10), (1, 4)])),
+        )
+        .await;
+        let status = status(&coordinator).await;
+        assert_eq!(status.reconciliation_mismatches, 1);
+        assert_eq!(status.state.processed_total, 12, "the count carries over");
+        assert_eq!(status.state.offsets, offsets(&[(0, 10), (1, 4)]));
+    }
+
+    #[actix::test]
+    async fn a_snapshot_that_cannot_be_true_is_not_believed() {
+        let forged = ConsumerState {
+            instance_id: "b".into(),
+            epoch: Epoch(2),
+            topic: "events".into(),
+            partitions: vec![0],
+            offsets: offsets(&[(0, 10)]),
+            in_flight: Vec::new(),
+            processed_total: u64::MAX,
+            custom: CustomState::default(),
+            updated_at_ms: Utc::now().timestamp_millis(),
+        };
+        let (coordinator, log) = coordinator(vec![Ok(offsets(&[(0, 10)]))], Some(forged));
+        coordinator.do_send(granted(3));
+        until_told(&log, &Told::ConsumerStarted(Epoch(3), offsets(&[(0, 10)]))).await;
+        let status = status(&coordinator).await;
+        assert_eq!(status.reconciliation_mismatches, 1);
+        assert_eq!(status.state.processed_total, 0);
+    }
+
+    #[actix::test]
+    async fn messages_of_another_epoch_are_dropped() {
+        let (coordinator, log) = leading(3, &[(0, 10)]).await;
+        coordinator.do_send(LeadershipRevoked {
+            epoch: Epoch(2),
+            reason: crate::node::election::Revocation::MemberGone,
+        });
+        coordinator.do_send(granted(2));
+        coordinator.do_send(BatchCommitted {
+            epoch: Epoch(2),
+            outcome: CommitOutcome {
+                inserted: 5,
+                duplicates: 0,
+                dead_lettered: 0,
+                refused: 0,
+            },
+            partitions: vec![0],
+            next_offsets: offsets(&[(0, 99)]),
+        });
+        coordinator.do_send(ConsumerFenced {
+            epoch: Epoch(2),
+            fence_epoch: None,
+        });
+        let status = status(&coordinator).await;
+        assert_eq!(status.epoch, Some(3));
+        assert_eq!(status.state.processed_total, 0);
+        assert_eq!(status.state.offsets, offsets(&[(0, 10)]));
+        let log = told(&log);
+        assert!(!log.contains(&Told::Drained), "{log:?}");
+        assert!(!log.contains(&Told::TakeOver(Epoch(2))), "{log:?}");
+        assert!(!log.contains(&Told::Resign), "{log:?}");
+    }
+
+    #[actix::test]
+    async fn a_commit_of_our_epoch_moves_the_state_on() {
+        let (coordinator, log) = leading(3, &[(0, 10)]).await;
+        coordinator.do_send(BatchCommitted {
+            epoch: Epoch(3),
+            outcome: CommitOutcome {
+                inserted: 5,
+                duplicates: 1,
+                dead_lettered: 2,
+                refused: 0,
+            },
+            partitions: vec![0],
+            next_offsets: offsets(&[(0, 18)]),
+        });
+        let status = status(&coordinator).await;
+        assert_eq!(status.state.processed_total, 5);
+        assert_eq!(status.state.dead_lettered_total, 2);
+        assert_eq!(status.state.offsets, offsets(&[(0, 18)]));
+        assert!(status
+            .last_failover
+            .is_some_and(|view| view.first_commit_ms.is_some()));
+        until_told(&log, &Told::CommitRecorded(Epoch(3))).await;
+    }
+
+    #[actix::test]
+    async fn a_revocation_of_our_epoch_stops_the_consumer_at_once() {
+        let (coordinator, log) = leading(3, &[]).await;
+        coordinator.do_send(LeadershipRevoked {
+            epoch: Epoch(3),
+            reason: crate::node::election::Revocation::MemberDeleted,
+        });
+        until_told(&log, &Told::EndEpoch).await;
+        let log = told(&log);
+        assert!(position(&log, &Told::Drained) < position(&log, &Told::BecomeStandby));
+        assert_eq!(status(&coordinator).await.role, NodeRole::Standby);
+    }
+
+    #[actix::test]
+    async fn a_fenced_commit_stands_down_and_resigns() {
+        let (coordinator, log) = leading(3, &[]).await;
+        coordinator.do_send(ConsumerFenced {
+            epoch: Epoch(3),
+            fence_epoch: Some(Epoch(4)),
+        });
+        until_told(&log, &Told::Resign).await;
+        assert!(told(&log).contains(&Told::Drained));
+        assert_eq!(status(&coordinator).await.role, NodeRole::Standby);
+    }
+
+    #[actix::test]
+    async fn a_stepdown_drains_flushes_and_snapshots_before_it_resigns() {
+        let (coordinator, log) = leading(3, &[]).await;
+        let stepped = coordinator.send(StepDown).await.expect("answer");
+        assert_eq!(stepped.ok(), Some(Epoch(3)));
+        until_told(&log, &Told::Resign).await;
+        let log = told(&log);
+        let order = [
+            Told::Drained,
+            Told::Flush,
+            Told::FlushSnapshot,
+            Told::BecomeStandby,
+            Told::Resign,
+        ]
+        .map(|entry| position(&log, &entry));
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{log:?}");
+    }
+
+    #[actix::test]
+    async fn a_standby_refuses_to_step_down() {
+        let (coordinator, _log) = coordinator(Vec::new(), None);
+        let answer = coordinator.send(StepDown).await.expect("answer");
+        assert!(answer.is_err());
+    }
+
+    #[actix::test]
+    async fn a_shutdown_winds_down_then_leaves_the_election() {
+        let (coordinator, log) = leading(3, &[]).await;
+        coordinator.send(Shutdown).await.expect("answer");
+        let log = told(&log);
+        let order = [Told::Drained, Told::Flush, Told::FlushSnapshot, Told::Leave]
+            .map(|entry| position(&log, &entry));
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{log:?}");
+        assert_eq!(status(&coordinator).await.role, NodeRole::Standby);
+    }
+
+    #[actix::test]
+    async fn a_newer_grant_ends_the_old_term_before_the_new_one_takes_over() {
+        let (coordinator, log) =
+            coordinator(vec![Ok(offsets(&[(0, 1)])), Ok(offsets(&[(0, 7)]))], None);
+        coordinator.do_send(granted(3));
+        until_told(&log, &Told::ConsumerStarted(Epoch(3), offsets(&[(0, 1)]))).await;
+        coordinator.do_send(granted(5));
+        until_told(&log, &Told::ConsumerStarted(Epoch(5), offsets(&[(0, 7)]))).await;
+        let log = told(&log);
+        assert!(
+            position(&log, &Told::Drained) < position(&log, &Told::TakeOver(Epoch(5))),
+            "{log:?}"
+        );
     }
 }

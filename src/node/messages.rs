@@ -378,3 +378,144 @@ pub struct ConsumerPeers {
     /// A commit was fenced, or the consumer cannot go on (the coordinator).
     pub fenced: Recipient<ConsumerFenced>,
 }
+
+/// What the coordinator asks of the election.
+#[derive(Clone)]
+pub struct ElectionOrders {
+    /// Give up leadership (fenced, or stepping down).
+    pub resign: Recipient<Resign>,
+    /// Claim an epoch above the database fence.
+    pub reclaim: Recipient<ReclaimEpochAbove>,
+    /// Leave the election (shutdown).
+    pub leave: Recipient<Leave>,
+}
+
+impl ElectionOrders {
+    /// Every order to `actor`.
+    pub fn to<A>(actor: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<Resign>
+            + Handler<ReclaimEpochAbove>
+            + Handler<Leave>,
+    {
+        Self {
+            resign: actor.clone().recipient(),
+            reclaim: actor.clone().recipient(),
+            leave: actor.clone().recipient(),
+        }
+    }
+}
+
+/// What the coordinator tells the heartbeat.
+#[derive(Clone)]
+pub struct HeartbeatOrders {
+    /// Write heartbeats under this epoch.
+    pub become_leader: Recipient<BecomeLeader>,
+    /// Stop writing; judge the leader instead.
+    pub become_standby: Recipient<BecomeStandby>,
+    /// Who ZooKeeper names as leader.
+    pub zookeeper_leader: Recipient<ZooKeeperLeader>,
+}
+
+impl HeartbeatOrders {
+    /// Every order to `actor`.
+    pub fn to<A>(actor: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<BecomeLeader>
+            + Handler<BecomeStandby>
+            + Handler<ZooKeeperLeader>,
+    {
+        Self {
+            become_leader: actor.clone().recipient(),
+            become_standby: actor.clone().recipient(),
+            zookeeper_leader: actor.clone().recipient(),
+        }
+    }
+}
+
+/// What the coordinator, and the consumers it starts, ask of the sink.
+#[derive(Clone)]
+pub struct SinkOrders {
+    /// Raise the fence and read the stored offsets.
+    pub take_over: Recipient<TakeOver>,
+    /// Store a leadership change.
+    pub record_failover: Recipient<RecordFailover>,
+    /// Answer once every earlier commit finished.
+    pub flush: Recipient<Flush>,
+    /// Commit a batch (sent by the consumer).
+    pub commit: Recipient<CommitBatch>,
+}
+
+impl SinkOrders {
+    /// Every order to `actor`.
+    pub fn to<A>(actor: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<TakeOver>
+            + Handler<RecordFailover>
+            + Handler<Flush>
+            + Handler<CommitBatch>,
+    {
+        Self {
+            take_over: actor.clone().recipient(),
+            record_failover: actor.clone().recipient(),
+            flush: actor.clone().recipient(),
+            commit: actor.clone().recipient(),
+        }
+    }
+}
+
+/// What the coordinator, and the consumers it starts, tell the state snapshot.
+#[derive(Clone)]
+pub struct SnapshotOrders {
+    /// Load the last snapshot (takeover).
+    pub load: Recipient<LoadSnapshot>,
+    /// A term begins.
+    pub begin: Recipient<BeginEpoch>,
+    /// The term ended.
+    pub end: Recipient<EndEpoch>,
+    /// A commit landed.
+    pub commit_recorded: Recipient<CommitRecorded>,
+    /// Write the snapshot now (wind-down).
+    pub flush: Recipient<FlushSnapshot>,
+    /// A batch is in flight (sent by the consumer).
+    pub in_flight: Recipient<BatchInFlight>,
+}
+
+impl SnapshotOrders {
+    /// Every order to `actor`.
+    pub fn to<A>(actor: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<LoadSnapshot>
+            + Handler<BeginEpoch>
+            + Handler<EndEpoch>
+            + Handler<CommitRecorded>
+            + Handler<FlushSnapshot>
+            + Handler<BatchInFlight>,
+    {
+        Self {
+            load: actor.clone().recipient(),
+            begin: actor.clone().recipient(),
+            end: actor.clone().recipient(),
+            commit_recorded: actor.clone().recipient(),
+            flush: actor.clone().recipient(),
+            in_flight: actor.clone().recipient(),
+        }
+    }
+}
+
+/// Every peer of the coordinator.
+#[derive(Clone)]
+pub struct CoordinatorPeers {
+    /// The election.
+    pub election: ElectionOrders,
+    /// The heartbeat.
+    pub heartbeat: HeartbeatOrders,
+    /// The sink.
+    pub sink: SinkOrders,
+    /// The state snapshot.
+    pub snapshots: SnapshotOrders,
+}

@@ -17,13 +17,16 @@ use crate::log_event::EventLimits;
 use crate::node::api::{self, NodeState};
 use crate::node::consumer::partition_reader::PartitionReader;
 use crate::node::consumer::ConsumerSettings;
-use crate::node::coordinator::{NodeActors, NodeCoordinator, NodeIdentity};
+use crate::node::coordinator::{NodeCoordinator, NodeIdentity};
 use crate::node::election::presence;
 use crate::node::election::session::{self, ElectionError, MemberInfo};
 use crate::node::election::{CampaignSetup, ElectionActor};
 use crate::node::heartbeat::store::HeartbeatStore;
 use crate::node::heartbeat::HeartbeatActor;
-use crate::node::messages::{ElectionEvents, HeartbeatPeers, Shutdown};
+use crate::node::messages::{
+    CoordinatorPeers, ElectionEvents, ElectionOrders, HeartbeatOrders, HeartbeatPeers, Shutdown,
+    SinkOrders, SnapshotOrders,
+};
 use crate::node::metrics::NodeMetrics;
 use crate::node::presence_stream::{self, Presence};
 use crate::node::sink::store::SinkStore;
@@ -173,49 +176,54 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     } else {
         None
     };
-    let coordinator = NodeCoordinator::start(identity, consumer_settings, |coordinator| {
-        let sink = {
-            let metrics = metrics.clone();
-            Supervisor::start(move |_| SinkActor::new(sink_store, metrics))
-        };
-        let snapshots = {
-            let store = SnapshotStore::new(redis.clone(), &config.cluster);
-            let instance_id = instance_id.clone();
-            let topic = config.kafka.topic.clone();
-            let interval = Duration::from_millis(config.node.snapshot_interval_ms);
-            Supervisor::start(move |_| StateSnapshotActor::new(store, instance_id, topic, interval))
-        };
-        let election = {
-            let setup = CampaignSetup {
-                zookeeper: config.zookeeper.clone(),
-                cluster: config.cluster.clone(),
-                me,
-                events: ElectionEvents::to(&coordinator),
-                metrics: metrics.clone(),
-                schema,
-                presence: presence_client,
+    let coordinator =
+        NodeCoordinator::start(identity, Box::new(consumer_settings), |coordinator| {
+            let sink = {
+                let metrics = metrics.clone();
+                Supervisor::start(move |_| SinkActor::new(sink_store, metrics))
             };
-            Supervisor::start(move |_| ElectionActor::new(setup.clone()))
-        };
-        let heartbeat = {
-            let store = HeartbeatStore::new(redis, &config.cluster);
-            let instance_id = instance_id.clone();
-            let node = config.node.clone();
-            let peers = HeartbeatPeers {
-                observed: coordinator.clone().recipient(),
-                lease: coordinator.clone().recipient(),
-                confirm: election.clone().recipient(),
-                force_takeover: election.clone().recipient(),
+            let snapshots = {
+                let store = SnapshotStore::new(redis.clone(), &config.cluster);
+                let instance_id = instance_id.clone();
+                let topic = config.kafka.topic.clone();
+                let interval = Duration::from_millis(config.node.snapshot_interval_ms);
+                Supervisor::start(move |_| {
+                    StateSnapshotActor::new(store, instance_id, topic, interval)
+                })
             };
-            Supervisor::start(move |_| HeartbeatActor::new(store, instance_id, node, peers.clone()))
-        };
-        NodeActors {
-            election,
-            heartbeat,
-            sink,
-            snapshots,
-        }
-    });
+            let election = {
+                let setup = CampaignSetup {
+                    zookeeper: config.zookeeper.clone(),
+                    cluster: config.cluster.clone(),
+                    me,
+                    events: ElectionEvents::to(&coordinator),
+                    metrics: metrics.clone(),
+                    schema,
+                    presence: presence_client,
+                };
+                Supervisor::start(move |_| ElectionActor::new(setup.clone()))
+            };
+            let heartbeat = {
+                let store = HeartbeatStore::new(redis, &config.cluster);
+                let instance_id = instance_id.clone();
+                let node = config.node.clone();
+                let peers = HeartbeatPeers {
+                    observed: coordinator.clone().recipient(),
+                    lease: coordinator.clone().recipient(),
+                    confirm: election.clone().recipient(),
+                    force_takeover: election.clone().recipient(),
+                };
+                Supervisor::start(move |_| {
+                    HeartbeatActor::new(store, instance_id, node, peers.clone())
+                })
+            };
+            CoordinatorPeers {
+                election: ElectionOrders::to(&election),
+                heartbeat: HeartbeatOrders::to(&heartbeat),
+                sink: SinkOrders::to(&sink),
+                snapshots: SnapshotOrders::to(&snapshots),
+            }
+        });
 
     let state = web::Data::new(NodeState {
         coordinator: coordinator.clone(),

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use backon::Retryable;
+use futures::future::BoxFuture;
 use opentelemetry::trace::TraceContextExt;
+use rdkafka::error::KafkaError;
 use tokio::sync::watch;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -68,6 +70,51 @@ pub struct ConsumerSettings {
     pub limits: EventLimits,
     /// Instruments.
     pub metrics: NodeMetrics,
+}
+
+/// What the coordinator needs of Kafka: a consumer for each term, and how
+/// far the topic was written (for the lag). A trait, so the coordinator's
+/// tests need no broker.
+pub trait Consuming: 'static {
+    /// The topic consumed (a snapshot of another topic is not believed).
+    fn topic(&self) -> &str;
+    /// Starts the consumer of `epoch` at `next_offsets`; answers [`Drain`].
+    fn start(
+        &self,
+        epoch: Epoch,
+        next_offsets: BTreeMap<i32, i64>,
+        peers: ConsumerPeers,
+    ) -> Recipient<Drain>;
+    /// The high watermark (next offset to be written) of each of `partitions`.
+    fn high_watermarks(
+        &self,
+        partitions: Vec<i32>,
+    ) -> BoxFuture<'static, Result<Vec<(i32, i64)>, KafkaError>>;
+}
+
+impl Consuming for ConsumerSettings {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn start(
+        &self,
+        epoch: Epoch,
+        next_offsets: BTreeMap<i32, i64>,
+        peers: ConsumerPeers,
+    ) -> Recipient<Drain> {
+        ConsumerActor::new(epoch, next_offsets, self.clone(), peers)
+            .start()
+            .recipient()
+    }
+
+    fn high_watermarks(
+        &self,
+        partitions: Vec<i32>,
+    ) -> BoxFuture<'static, Result<Vec<(i32, i64)>, KafkaError>> {
+        let reader = self.reader.clone();
+        Box::pin(async move { reader.high_watermarks(partitions).await })
+    }
 }
 
 /// The actor.
