@@ -11,14 +11,14 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`metrics`]: requests by route and status, produce latency.
 
-pub mod health;
-pub mod idempotency;
-pub mod log_ingest;
-pub mod metrics;
-pub mod node_directory;
-pub mod process;
-pub mod rate_limit;
-pub mod request_body;
-pub mod system_status;
+pub(crate) mod health;
+pub(crate) mod idempotency;
+pub(crate) mod log_ingest;
+pub(crate) mod metrics;
+pub(crate) mod node_directory;
+pub(crate) mod process;
+pub(crate) mod rate_limit;
+pub(crate) mod request_body;
+pub(crate) mod system_status;
 
 pub use self::process::run;

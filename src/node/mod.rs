@@ -15,18 +15,18 @@
 //! - [`metrics`]: the seed's failover metrics and what an operator needs more.
 //! - [`url`]: what a node's advertised base URL may be.
 
-pub mod api;
-pub mod consumer;
-pub mod coordinator;
+pub(crate) mod api;
+pub(crate) mod consumer;
+pub(crate) mod coordinator;
 pub mod election;
 pub mod heartbeat;
-pub mod messages;
-pub mod metrics;
+pub(crate) mod messages;
+pub(crate) mod metrics;
 pub mod presence_stream;
-pub mod process;
+pub(crate) mod process;
 pub mod sink;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod status;
-pub mod url;
+pub(crate) mod url;
 
 pub use self::process::run;

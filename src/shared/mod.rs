@@ -13,12 +13,12 @@
 //! - [`redact`]: passwords hidden in every URL a process prints.
 
 pub mod circuit_breaker;
-pub mod http;
-pub mod kafka;
-pub mod pem_file;
+pub(crate) mod http;
+pub(crate) mod kafka;
+pub(crate) mod pem_file;
 pub mod postgres;
-pub mod printable;
-pub mod redact;
+pub(crate) mod printable;
+pub(crate) mod redact;
 pub mod redis_store;
-pub mod retry_policy;
-pub mod telemetry;
+pub(crate) mod retry_policy;
+pub(crate) mod telemetry;

@@ -442,11 +442,6 @@ impl ElectionMachine {
         }
     }
 
-    /// The epoch led without a session, if any.
-    pub fn held(&self) -> Option<Epoch> {
-        self.held
-    }
-
     /// The negotiated session timeout of the current (or last) session.
     pub fn session_timeout(&self) -> Duration {
         self.negotiated
@@ -1479,7 +1474,7 @@ mod tests {
             node.step(Input::Failed(Request::WatchOwnMember)),
             reconnect(100)
         );
-        assert_eq!(node.machine.held(), Some(Epoch(7)));
+        assert_eq!(node.machine.held, Some(Epoch(7)));
     }
 
     #[test]
@@ -1505,7 +1500,7 @@ mod tests {
         let mut node = Harness::new();
         node.leading(7);
         assert_eq!(node.step(Input::SessionEnded), reconnect(100));
-        assert_eq!(node.machine.held(), Some(Epoch(7)));
+        assert_eq!(node.machine.held, Some(Epoch(7)));
         assert_eq!(node.machine.waiting(), Wait::Backoff);
     }
 
@@ -1525,7 +1520,7 @@ mod tests {
                 observe("member-5"),
             ]
         );
-        assert_eq!(node.machine.held(), None);
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]
@@ -1543,7 +1538,7 @@ mod tests {
                 .any(|effect| matches!(effect, Effect::Revoke { .. })),
             "the newer grant supersedes: {effects:?}"
         );
-        assert_eq!(node.machine.held(), None);
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]
@@ -1577,7 +1572,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(node.machine.held(), None);
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]
@@ -1676,7 +1671,7 @@ mod tests {
             }),
             expected
         );
-        assert_eq!(node.machine.held(), None);
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]
@@ -1717,7 +1712,7 @@ mod tests {
             }),
             reconnect(100)
         );
-        assert_eq!(node.machine.held(), None);
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]
@@ -2056,7 +2051,7 @@ mod tests {
         node.leading(7);
         node.machine.restart(node.now());
         assert_eq!(node.machine.waiting(), Wait::Schema);
-        assert_eq!(node.machine.held(), Some(Epoch(7)));
+        assert_eq!(node.machine.held, Some(Epoch(7)));
         node.joined("member-6");
         assert_eq!(
             node.step(Input::Observed(Observation::Follower(following_b(
@@ -2078,7 +2073,7 @@ mod tests {
         let mut leader = Harness::new();
         leader.leading(7);
         assert_eq!(leader.step(Input::PredecessorGone), reconnect(100));
-        assert_eq!(leader.machine.held(), Some(Epoch(7)));
+        assert_eq!(leader.machine.held, Some(Epoch(7)));
     }
 
     /// A random ZooKeeper, coordinator and clock: answers each request

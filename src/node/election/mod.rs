@@ -28,12 +28,12 @@
 
 mod driver;
 pub mod epoch;
-pub mod machine;
-pub mod order;
-pub mod presence;
+pub(crate) mod machine;
+pub(crate) mod order;
+pub(crate) mod presence;
 mod revocation;
-pub mod session;
-pub mod takeover_reason;
+pub(crate) mod session;
+pub(crate) mod takeover_reason;
 
 use std::sync::{Arc, Mutex, PoisonError};
 

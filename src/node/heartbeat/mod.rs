@@ -22,7 +22,7 @@
 
 pub mod liveness;
 pub mod record;
-pub mod store;
+pub(crate) mod store;
 
 use std::time::{Duration, Instant};
 

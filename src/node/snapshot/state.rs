@@ -148,11 +148,6 @@ impl ConsumerState {
         }
     }
 
-    /// Drops in-flight ids whose TTL passed.
-    pub fn prune_in_flight(&mut self, now_ms: i64) {
-        self.in_flight.retain(|entry| entry.expires_at_ms > now_ms);
-    }
-
     /// Every partition on which the snapshot disagrees with the database's offsets.
     pub fn mismatches(&self, database: &BTreeMap<i32, i64>) -> Vec<OffsetMismatch> {
         let partitions: std::collections::BTreeSet<i32> = self
@@ -242,13 +237,6 @@ mod tests {
             bloated.doubt("t", Epoch(4), &database),
             Some(SnapshotDoubt::CustomStateTooLarge)
         );
-    }
-
-    #[test]
-    fn expired_in_flight_ids_are_pruned() {
-        let mut snapshot = state(&[], 0);
-        snapshot.prune_in_flight(500);
-        assert_eq!(snapshot.in_flight.len(), 1);
     }
 
     #[test]

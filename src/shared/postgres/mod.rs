@@ -4,5 +4,5 @@
 
 pub mod migrations;
 pub mod pool;
-pub mod schema;
+pub(crate) mod schema;
 pub mod tls;
