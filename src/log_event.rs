@@ -95,7 +95,7 @@ pub enum EventError {
     #[error("`{0}` contains a NUL character, which cannot be stored")]
     NulCharacter(&'static str),
     /// The nil UUID is reserved: it would collide across every client that sends it.
-    #[error("`message_id` must not be the nil UUID")]
+    #[error("`messageId` must not be the nil UUID")]
     NilMessageId,
     /// A timestamp outside the years PostgreSQL and RFC 3339 can both hold.
     #[error("`{0}` must lie between 0001-01-01 and 9999-12-31 (UTC)")]

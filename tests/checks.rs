@@ -2,7 +2,7 @@
 //! verdict is shown failing on a defect injected into real PostgreSQL rows
 //! written by a real cluster (a duplicate under a new id, a row no client was
 //! acknowledged for, a lost row). The false-failover attribution has its
-//! failing cases as unit tests in `src/drill/attribution.rs`.
+//! failing cases as unit tests in `src/lab/drill/attribution.rs`.
 
 mod common;
 

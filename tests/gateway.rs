@@ -79,6 +79,20 @@ async fn an_accepted_event_is_in_the_topic_with_its_message_id() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let accepted: Value = response.json().await.expect("json");
     assert_eq!(accepted["messageId"], camel_id.to_string());
+    assert_eq!(
+        accepted["message_id"], accepted["messageId"],
+        "the deprecated spelling of the id is still answered"
+    );
+
+    // Both spellings at once is one field given twice: refused, not guessed.
+    let response = http
+        .post(gateway.url("/api/logs"))
+        .json(&json!({"level":"INFO", "message":"m", "source":"s",
+            "messageId": Uuid::now_v7(), "message_id": Uuid::now_v7()}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]

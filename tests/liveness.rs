@@ -86,7 +86,8 @@ async fn accounted_for(topic: &str, ids: &[Uuid]) -> usize {
         .iter()
         .filter_map(|row| row.get::<_, Option<Vec<u8>>>(0))
         .filter_map(|payload| serde_json::from_slice::<Value>(&payload).ok())
-        .filter_map(|event| event["messageId"].as_str()?.parse::<Uuid>().ok())
+        // A dead letter's payload is the record's wire form, which is snake_case.
+        .filter_map(|event| event["message_id"].as_str()?.parse::<Uuid>().ok())
         .filter(|id| ids.contains(id))
         .count();
     usize::try_from(stored).expect("a count") + dead_lettered

@@ -1,12 +1,12 @@
 //! Owns the `Idempotency-Key` header of the ingest endpoints: a client that
-//! cannot keep the `message_id` of a request it may retry sends a key instead,
+//! cannot keep the `messageId` of a request it may retry sends a key instead,
 //! and the gateway derives each event's id from the topic, the key, the
 //! event's content and how many identical events came before it in the same
 //! request (UUIDv5). A retry of the request with the same key carries the same
 //! ids, and the sink stores each once; resending only the failed items of a
 //! batch does not make them collide with stored ones (their content differs),
 //! a different event under the same key gets an id of its own, and three
-//! identical lines in one batch are three events. A `message_id` in the body
+//! identical lines in one batch are three events. A `messageId` in the body
 //! wins over the key. Ids are unique across the whole database, so the topic
 //! is part of the name.
 
@@ -51,7 +51,7 @@ impl IdempotencyKey {
     }
 
     /// Gives every event of one request sent to `topic` under this key that
-    /// has no `message_id` its derived id.
+    /// has no `messageId` its derived id.
     pub fn assign_ids<'a>(
         &self,
         topic: &str,

@@ -6,7 +6,7 @@
 //! A batch is split lazily and counting stops past `gateway.max_batch_events`:
 //! items are borrowed slices of the body, never a tree of values, so a 4 MiB
 //! array of two million tiny items costs what its first thousand cost.
-//! A 503 that may have stored the event carries its `message_id`, and an
+//! A 503 that may have stored the event carries its `messageId`, and an
 //! `Idempotency-Key` header gives a retry the same id ([`IdempotencyKey`]).
 
 use actix_web::http::StatusCode;
@@ -30,6 +30,12 @@ use crate::shared::http::api_error::{ApiError, ErrorBody};
 pub struct Accepted {
     /// The event's id (the client's, or the one the gateway assigned).
     pub message_id: Uuid,
+    /// The same id under its snake_case key, for clients written before the
+    /// answers became camelCase: a client that keeps ids to retry with must
+    /// not lose them to a renamed key. Deprecated; removed in a later release.
+    #[serde(rename = "message_id")]
+    #[schema(deprecated)]
+    pub legacy_message_id: Uuid,
     /// Kafka partition.
     pub partition: i32,
     /// Kafka offset.
@@ -115,6 +121,7 @@ async fn publish(state: &GatewayState, event: &LogEvent) -> Result<Accepted, Api
         .map_err(|error| ApiError::publish_failed(&error, event.message_id))?;
     Ok(Accepted {
         message_id: event.message_id,
+        legacy_message_id: event.message_id,
         partition: position.partition,
         offset: position.offset,
     })

@@ -1,4 +1,6 @@
-//! NodeCoordinator: wires a node's actors and owns its leadership state.
+//! NodeCoordinator: owns a node's leadership state and drives the other
+//! actors through Recipients ([`CoordinatorPeers`]) and Kafka through
+//! [`Consuming`], so its tests stand in-memory fakes in for all of them.
 //!
 //! Leadership is a message: [`LeadershipGranted`] starts a takeover — load the
 //! Redis snapshot (fast, advisory), raise the database fence and read the stored
@@ -755,6 +757,7 @@ mod tests {
         RecordFailover(i64, String),
         CommitRecorded(Epoch),
         Drained,
+        DrainDone,
         Flush,
         FlushSnapshot,
         EndEpoch,
@@ -849,7 +852,8 @@ mod tests {
         }
     }
 
-    /// A term's consumer: drains at once.
+    /// A term's consumer: its drain takes a while (an in-flight commit), so
+    /// "waits for the drain" differs from "asks for the drain".
     struct FakeConsumer {
         log: Log,
     }
@@ -859,9 +863,17 @@ mod tests {
     }
 
     impl Handler<Drain> for FakeConsumer {
-        type Result = ();
-        fn handle(&mut self, _message: Drain, _ctx: &mut Context<Self>) {
+        type Result = ResponseActFuture<Self, ()>;
+        fn handle(&mut self, _message: Drain, _ctx: &mut Context<Self>) -> Self::Result {
             note(&self.log, Told::Drained);
+            let log = self.log.clone();
+            Box::pin(
+                async move {
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                    note(&log, Told::DrainDone);
+                }
+                .into_actor(self),
+            )
         }
     }
 
@@ -932,6 +944,16 @@ mod tests {
             detected_at: Utc::now(),
             previous_leader: Some("b".into()),
             lease_until: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    fn lease(epoch: i64, witness: LeaseWitness, valid_for: Duration) -> LeaseConfirmed {
+        let sent = Instant::now();
+        LeaseConfirmed {
+            epoch: Epoch(epoch),
+            sent,
+            valid_until: sent + valid_for,
+            witness,
         }
     }
 
@@ -1009,6 +1031,24 @@ mod tests {
             status(&coordinator).await.is_leader,
             "an older epoch's lease changes nothing"
         );
+    }
+
+    #[actix::test]
+    async fn a_lapsed_zookeeper_lease_is_not_renewed_by_another_epochs() {
+        let (coordinator, log) = coordinator(vec![Ok(BTreeMap::new())], None);
+        coordinator.do_send(LeadershipGranted {
+            lease_until: Instant::now(),
+            ..granted(3)
+        });
+        until_told(&log, &Told::ConsumerStarted(Epoch(3), BTreeMap::new())).await;
+        let long = Duration::from_secs(60);
+        coordinator.do_send(lease(2, LeaseWitness::ZooKeeper, long));
+        coordinator.do_send(lease(3, LeaseWitness::Heartbeat, long));
+        let lapsed = status(&coordinator).await;
+        assert!(!lapsed.is_leader, "ZooKeeper vouched only for epoch 2");
+        assert_eq!(lapsed.role, NodeRole::Unconfirmed);
+        coordinator.do_send(lease(3, LeaseWitness::ZooKeeper, long));
+        assert!(status(&coordinator).await.is_leader);
     }
 
     #[actix::test]
@@ -1166,7 +1206,7 @@ mod tests {
         until_told(&log, &Told::Resign).await;
         let log = told(&log);
         let order = [
-            Told::Drained,
+            Told::DrainDone,
             Told::Flush,
             Told::FlushSnapshot,
             Told::BecomeStandby,
@@ -1188,8 +1228,13 @@ mod tests {
         let (coordinator, log) = leading(3, &[]).await;
         coordinator.send(Shutdown).await.expect("answer");
         let log = told(&log);
-        let order = [Told::Drained, Told::Flush, Told::FlushSnapshot, Told::Leave]
-            .map(|entry| position(&log, &entry));
+        let order = [
+            Told::DrainDone,
+            Told::Flush,
+            Told::FlushSnapshot,
+            Told::Leave,
+        ]
+        .map(|entry| position(&log, &entry));
         assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{log:?}");
         assert_eq!(status(&coordinator).await.role, NodeRole::Standby);
     }
@@ -1204,8 +1249,8 @@ mod tests {
         until_told(&log, &Told::ConsumerStarted(Epoch(5), offsets(&[(0, 7)]))).await;
         let log = told(&log);
         assert!(
-            position(&log, &Told::Drained) < position(&log, &Told::TakeOver(Epoch(5))),
-            "{log:?}"
+            position(&log, &Told::DrainDone) < position(&log, &Told::TakeOver(Epoch(5))),
+            "the old term's loop must have ended before the new term reads: {log:?}"
         );
     }
 }

@@ -137,12 +137,19 @@ pub struct ErrorBody {
     /// Human-readable explanation.
     pub detail: String,
     /// `unknown` when the event may have been stored although the request
-    /// failed: retry with `message_id`, and it is stored once.
+    /// failed: retry with `messageId`, and it is stored once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
     /// The id to retry with, when the outcome is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Uuid>,
+    /// The same id under its snake_case key, for clients written before the
+    /// answers became camelCase: one that looked for `message_id` and found
+    /// nothing would retry without it and store the event twice.
+    /// Deprecated; removed in a later release.
+    #[serde(rename = "message_id", skip_serializing_if = "Option::is_none")]
+    #[schema(deprecated)]
+    pub legacy_message_id: Option<Uuid>,
 }
 
 impl From<&ApiError> for ErrorBody {
@@ -156,6 +163,7 @@ impl From<&ApiError> for ErrorBody {
             detail: error.to_string(),
             outcome: message_id.map(|_| "unknown"),
             message_id,
+            legacy_message_id: message_id,
         }
     }
 }
