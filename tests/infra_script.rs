@@ -42,3 +42,61 @@ fn a_port_held_by_another_process_is_refused_with_its_name_unless_asked_to_use_i
     assert!(used.status.success(), "{stderr}");
     assert!(stderr.contains("using it"), "{stderr}");
 }
+
+/// Redis keeps ACL users in memory only: a Redis that `scripts/infra` starts
+/// again (after an outage drill, or `down` then `up`) must get the secure
+/// setup's user back, or every node run with `.infra/secure.env` is refused
+/// and its leader can never write a heartbeat.
+#[test]
+fn a_restarted_redis_gets_the_secure_user_back() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    std::fs::write(
+        state.path().join("secure.env"),
+        format!("UNDERSTUDY_REDIS__URL=redis://understudy:restart-test@127.0.0.1:{port}\n"),
+    )
+    .expect("secure.env");
+    let infra = |command: &str| {
+        let output = Command::new("bash")
+            .args([
+                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra"),
+                command,
+                "redis",
+            ])
+            .env("UNDERSTUDY_INFRA_DIR", state.path())
+            .env("INFRA_REDIS_PORT", port.to_string())
+            .output()
+            .expect("run scripts/infra");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    // redis-cli goes on as the default user when AUTH fails, saying so on
+    // stderr: a PONG alone proves nothing.
+    let ping_as_the_user = || {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--user", "understudy"])
+            .args(["--pass", "restart-test", "--no-auth-warning", "ping"])
+            .output()
+            .expect("redis-cli");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        format!("{} {}", stdout.trim(), stderr.trim())
+            .trim()
+            .to_owned()
+    };
+    infra("up");
+    let first = ping_as_the_user();
+    infra("down");
+    infra("up");
+    let after_restart = ping_as_the_user();
+    infra("down");
+    assert_eq!(first, "PONG");
+    assert_eq!(after_restart, "PONG");
+}
