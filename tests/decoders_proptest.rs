@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use understudy::node::election::epoch::Epoch;
 
 use understudy::log_event::{EventLimits, Level, LogEvent, LogEventRequest};
-use understudy::node::heartbeat::liveness::{LeaderLiveness, NamedLeader, Verdict};
+use understudy::node::election::named_leader::NamedLeader;
+use understudy::node::heartbeat::liveness::{LeaderLiveness, Verdict};
 use understudy::node::heartbeat::record::HeartbeatRecord;
 
 const LIMITS: EventLimits = EventLimits {

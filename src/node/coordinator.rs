@@ -31,8 +31,8 @@ use tracing::Instrument;
 
 use crate::node::consumer::Consuming;
 use crate::node::election::epoch::Epoch;
+use crate::node::election::named_leader::NamedLeader;
 use crate::node::election::takeover_reason::TakeoverKind;
-use crate::node::heartbeat::liveness::NamedLeader;
 use crate::node::messages::{
     BatchCommitted, BecomeLeader, BecomeStandby, BeginEpoch, CommitRecorded, ConsumerFenced,
     ConsumerPeers, CoordinatorPeers, Drain, EndEpoch, Flush, FlushSnapshot, GetFailoverStatus,

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::node::election::epoch::Epoch;
+use crate::node::election::named_leader::NamedLeader;
 use crate::node::election::takeover_reason::TakeoverReason;
 use crate::node::election::Revocation;
-use crate::node::heartbeat::liveness::NamedLeader;
 use crate::node::sink::store::{CommitOutcome, FailoverRecord, SinkBatch, SinkError};
 use crate::node::snapshot::state::{ConsumerState, CustomState};
 use crate::node::status::FailoverStatus;

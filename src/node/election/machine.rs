@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 
 use super::revocation::Revocation;
 use crate::node::election::epoch::Epoch;
+use crate::node::election::named_leader::NamedLeader;
 use crate::node::election::session::MemberInfo;
 use crate::node::election::takeover_reason::TakeoverReason;
-use crate::node::heartbeat::liveness::NamedLeader;
 
 /// The first wait before a new ZooKeeper session.
 pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);

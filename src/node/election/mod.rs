@@ -18,6 +18,7 @@
 //! - [`session`]: the ZooKeeper session, member znodes, epoch claims, ACLs.
 //! - [`order`]: who leads among the members, whom each watches.
 //! - [`epoch`]: the leadership epoch carried on every leadership-bound write.
+//! - [`named_leader`]: who leads as ZooKeeper names it.
 //! - [`presence`]: how a standby sees the leader's process die, in milliseconds.
 //! - [`takeover_reason`], `revocation` ([`Revocation`]): why a leadership began, and why it ended.
 //!
@@ -29,6 +30,7 @@
 mod driver;
 pub mod epoch;
 pub(crate) mod machine;
+pub mod named_leader;
 pub(crate) mod order;
 pub(crate) mod presence;
 mod revocation;

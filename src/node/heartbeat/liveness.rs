@@ -26,17 +26,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::node::election::epoch::Epoch;
+use crate::node::election::named_leader::NamedLeader;
 use crate::node::heartbeat::record::HeartbeatRecord;
-
-/// The leader as ZooKeeper names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamedLeader {
-    /// Its instance id.
-    pub instance_id: String,
-    /// The epoch the epoch znode holds: the one it was granted.
-    pub epoch: Epoch,
-}
 
 /// The judge's verdict on one reading of the heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +171,7 @@ impl LeaderLiveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::election::epoch::Epoch;
 
     const TIMEOUT: Duration = Duration::from_millis(1000);
     const CHECK: Duration = Duration::from_millis(250);
