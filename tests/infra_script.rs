@@ -43,10 +43,40 @@ fn a_port_held_by_another_process_is_refused_with_its_name_unless_asked_to_use_i
     assert!(stderr.contains("using it"), "{stderr}");
 }
 
+/// `scripts/infra COMMAND redis` on a Redis of its own: `state` and `port`.
+fn infra_redis(state: &std::path::Path, port: u16, command: &str) -> Output {
+    Command::new("bash")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra"),
+            command,
+            "redis",
+        ])
+        .env("UNDERSTUDY_INFRA_DIR", state)
+        .env("INFRA_REDIS_PORT", port.to_string())
+        .env("INFRA_USE_EXISTING", "0")
+        .env_remove("INFRA_STARTED_LOG")
+        .output()
+        .expect("run scripts/infra")
+}
+
+/// Stops the test's Redis however the test ends: its pidfile goes with the
+/// temporary directory, and nothing else would stop it.
+struct StopsRedis<'a> {
+    state: &'a std::path::Path,
+    port: u16,
+}
+
+impl Drop for StopsRedis<'_> {
+    fn drop(&mut self) {
+        infra_redis(self.state, self.port, "down");
+    }
+}
+
 /// Redis keeps ACL users in memory only: a Redis that `scripts/infra` starts
-/// again (after an outage drill, or `down` then `up`) must get the secure
-/// setup's user back, or every node run with `.infra/secure.env` is refused
-/// and its leader can never write a heartbeat.
+/// again (after an outage drill, or `down` then `up`), or finds running
+/// without the user, must get the secure setup's user back, or every node
+/// run with `.infra/secure.env` is refused and its leader can never write a
+/// heartbeat.
 #[test]
 fn a_restarted_redis_gets_the_secure_user_back() {
     let state = tempfile::tempdir().expect("tempdir");
@@ -55,22 +85,12 @@ fn a_restarted_redis_gets_the_secure_user_back() {
         .local_addr()
         .expect("addr")
         .port();
-    std::fs::write(
-        state.path().join("secure.env"),
-        format!("UNDERSTUDY_REDIS__URL=redis://understudy:restart-test@127.0.0.1:{port}\n"),
-    )
-    .expect("secure.env");
+    let _stops = StopsRedis {
+        state: state.path(),
+        port,
+    };
     let infra = |command: &str| {
-        let output = Command::new("bash")
-            .args([
-                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra"),
-                command,
-                "redis",
-            ])
-            .env("UNDERSTUDY_INFRA_DIR", state.path())
-            .env("INFRA_REDIS_PORT", port.to_string())
-            .output()
-            .expect("run scripts/infra");
+        let output = infra_redis(state.path(), port, command);
         assert!(
             output.status.success(),
             "{}",
@@ -91,12 +111,20 @@ fn a_restarted_redis_gets_the_secure_user_back() {
             .trim()
             .to_owned()
     };
+
+    // Started before the secure setup existed, then found running.
     infra("up");
-    let first = ping_as_the_user();
+    std::fs::write(
+        state.path().join("secure.env"),
+        format!("UNDERSTUDY_REDIS__URL=redis://understudy:restart-test@127.0.0.1:{port}\n"),
+    )
+    .expect("secure.env");
+    infra("up");
+    let found_running = ping_as_the_user();
+    // Restarted, as an outage drill does.
     infra("down");
     infra("up");
-    let after_restart = ping_as_the_user();
-    infra("down");
-    assert_eq!(first, "PONG");
-    assert_eq!(after_restart, "PONG");
+    let restarted = ping_as_the_user();
+    assert_eq!(found_running, "PONG");
+    assert_eq!(restarted, "PONG");
 }
