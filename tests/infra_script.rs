@@ -5,19 +5,26 @@
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
-fn infra_up_redis(port: u16, use_existing: bool) -> Output {
-    let state = tempfile::tempdir().expect("tempdir");
+/// `scripts/infra COMMAND redis` on a Redis of its own: `state` and `port`;
+/// `use_existing` lets it take over a listener already on the port.
+fn infra_redis(state: &std::path::Path, port: u16, command: &str, use_existing: bool) -> Output {
     Command::new("bash")
         .args([
             concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra"),
-            "up",
+            command,
             "redis",
         ])
-        .env("UNDERSTUDY_INFRA_DIR", state.path())
+        .env("UNDERSTUDY_INFRA_DIR", state)
         .env("INFRA_REDIS_PORT", port.to_string())
         .env("INFRA_USE_EXISTING", if use_existing { "1" } else { "0" })
+        .env_remove("INFRA_STARTED_LOG")
         .output()
         .expect("run scripts/infra")
+}
+
+fn infra_up_redis(port: u16, use_existing: bool) -> Output {
+    let state = tempfile::tempdir().expect("tempdir");
+    infra_redis(state.path(), port, "up", use_existing)
 }
 
 #[test]
@@ -43,22 +50,6 @@ fn a_port_held_by_another_process_is_refused_with_its_name_unless_asked_to_use_i
     assert!(stderr.contains("using it"), "{stderr}");
 }
 
-/// `scripts/infra COMMAND redis` on a Redis of its own: `state` and `port`.
-fn infra_redis(state: &std::path::Path, port: u16, command: &str) -> Output {
-    Command::new("bash")
-        .args([
-            concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/infra"),
-            command,
-            "redis",
-        ])
-        .env("UNDERSTUDY_INFRA_DIR", state)
-        .env("INFRA_REDIS_PORT", port.to_string())
-        .env("INFRA_USE_EXISTING", "0")
-        .env_remove("INFRA_STARTED_LOG")
-        .output()
-        .expect("run scripts/infra")
-}
-
 /// Stops the test's Redis however the test ends: its pidfile goes with the
 /// temporary directory, and nothing else would stop it.
 struct StopsRedis<'a> {
@@ -68,7 +59,7 @@ struct StopsRedis<'a> {
 
 impl Drop for StopsRedis<'_> {
     fn drop(&mut self) {
-        infra_redis(self.state, self.port, "down");
+        infra_redis(self.state, self.port, "down", false);
     }
 }
 
@@ -90,7 +81,7 @@ fn a_restarted_redis_gets_the_secure_user_back() {
         port,
     };
     let infra = |command: &str| {
-        let output = infra_redis(state.path(), port, command);
+        let output = infra_redis(state.path(), port, command, false);
         assert!(
             output.status.success(),
             "{}",

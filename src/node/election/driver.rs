@@ -218,13 +218,21 @@ impl Driver {
 
     /// Performs one effect; returns the answer of a request.
     async fn perform(&mut self, effect: Effect<Reply>, io: &mut Io) -> Option<Input<Reply>> {
+        // These begin a new round (or session): what the last one waited on
+        // is dropped, so no watch outlives the round, or the session, it was set in.
+        if matches!(
+            effect,
+            Effect::Connect
+                | Effect::CloseSession
+                | Effect::Sleep(_)
+                | Effect::Join
+                | Effect::Observe { .. }
+        ) {
+            io.waits = Waits::default();
+        }
         match effect {
-            Effect::Connect => {
-                io.waits = Waits::default();
-                Some(self.connect(io).await)
-            }
+            Effect::Connect => Some(self.connect(io).await),
             Effect::CloseSession => {
-                io.waits = Waits::default();
                 io.session = None;
                 self.setup
                     .events
@@ -233,12 +241,10 @@ impl Driver {
                 None
             }
             Effect::Sleep(delay) => {
-                io.waits = Waits::default();
                 io.waits.backoff = Some(Box::pin(tokio::time::sleep(delay)));
                 None
             }
             Effect::Join => {
-                io.waits = Waits::default();
                 let session = &io.session.as_ref()?.session;
                 Some(match session.join(&self.setup.me).await {
                     Ok(member) => {
@@ -252,7 +258,6 @@ impl Driver {
                 })
             }
             Effect::Observe { member } => {
-                io.waits = Waits::default();
                 let session = &io.session.as_ref()?.session;
                 Some(match observe(session, &member).await {
                     Ok(observation) => Input::Observed(observation),
