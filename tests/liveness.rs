@@ -583,7 +583,7 @@ async fn the_sink_isolates_rows_postgresql_refuses_and_commits_the_rest() {
     let cluster = topic.replace('-', "_");
     let pool = build_pool(
         &PostgresConfig {
-            url: common::POSTGRES_URL.to_owned(),
+            url: common::postgres_url(),
             ..PostgresConfig::default()
         },
         None,

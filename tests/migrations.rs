@@ -60,12 +60,14 @@ async fn existing_tables(client: &tokio_postgres::Client) -> Vec<String> {
 #[tokio::test]
 async fn every_migration_goes_up_down_and_up_again() {
     let database = common::unique("migrations").replace('-', "_");
-    let admin = common::pg_connect(common::POSTGRES_URL).await;
+    let admin = common::pg_connect(&common::postgres_url()).await;
     admin
         .batch_execute(&format!("CREATE DATABASE {database}"))
         .await
         .expect("create database");
-    let url = format!("postgres://understudy:understudy@127.0.0.1:5432/{database}");
+    let owner = common::postgres_url();
+    let (server, _) = owner.rsplit_once('/').expect("a database in the url");
+    let url = format!("{server}/{database}");
 
     let applied = migrate(&url, "up");
     assert_eq!(applied.lines().count(), migration_count(), "{applied}");

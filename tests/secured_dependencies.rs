@@ -14,7 +14,7 @@ use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkError};
 
 use common::cluster::{pg, serial, TestCluster};
-use common::{eventually, gateway_env, http_client, pg_connect, unique, KAFKA, POSTGRES_URL};
+use common::{eventually, gateway_env, http_client, pg_connect, postgres_url, unique, KAFKA};
 
 const ZOOKEEPER: &str = "127.0.0.1:2181";
 const CREDENTIAL: &str = "understudy:s3cret";
@@ -221,7 +221,7 @@ async fn a_node_works_as_a_least_privilege_role_and_that_role_cannot_do_more() {
             ("UNDERSTUDY_POSTGRES__URL".to_owned(), sink_url.clone()),
             (
                 "UNDERSTUDY_POSTGRES__MIGRATIONS_URL".to_owned(),
-                POSTGRES_URL.to_owned(),
+                postgres_url(),
             ),
         ]),
     )
@@ -410,11 +410,24 @@ fn secure_setup() -> HashMap<String, String> {
     let written = std::fs::read_to_string(&path).expect("secure.env");
     let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
     assert_eq!(mode & 0o077, 0, "secure.env is private, mode {mode:o}");
+    let owner_path = format!("{root}/.infra/owner.env");
+    let owner = std::fs::read_to_string(&owner_path).expect("owner.env");
+    let mode = std::fs::metadata(&owner_path)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "owner.env is private, mode {mode:o}");
+    assert!(
+        owner.starts_with("UNDERSTUDY_POSTGRES__URL=postgres://understudy:")
+            && !owner.contains(":understudy@"),
+        "the schema owner has a generated password"
+    );
     let command_lines =
         std::fs::read_to_string(recorder.path().join("argv.log")).expect("recorded commands");
     assert!(command_lines.contains("redis-cli") && command_lines.contains("psql"));
     for secret in written
         .lines()
+        .chain(owner.lines())
         .filter_map(|line| line.split_once('='))
         .flat_map(|(_, value)| value.split([':', '@', '/']))
         .filter(|part| part.len() >= 32)
@@ -452,6 +465,18 @@ async fn the_secure_local_setup_runs_a_cluster_with_its_credentials() {
     let status = cluster.status(0).await.expect("status");
     assert_eq!(status["dependencies"]["redis"]["circuit"], "closed");
     assert_eq!(status["dependencies"]["postgres"]["circuit"], "closed");
+    // The schema owner's well-known local password no longer opens the database.
+    let well_known = "postgres://understudy:understudy@127.0.0.1:5432/understudy";
+    let refused = tokio_postgres::connect(well_known, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("the well-known owner password is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("password authentication failed"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -504,7 +529,7 @@ async fn a_sink_role_node_serves_its_status_while_migrations_are_pending_and_lea
         Err(error) => panic!("{error}"),
     }
 
-    let owner_url = on_database(POSTGRES_URL);
+    let owner_url = on_database(&postgres_url());
     let migrate = Command::new(env!("CARGO_BIN_EXE_understudy"))
         .args(["migrate", "up", "--database-url", &owner_url])
         .output()

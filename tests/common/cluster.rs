@@ -15,8 +15,8 @@ use understudy::lab::drill::verify::{stored_among, verify};
 use uuid::Uuid;
 
 use super::{
-    eventually, gateway_env, http_client, log_dir, understudy_binary, unique, UnderstudyProcess,
-    KAFKA, POSTGRES_URL, TEST_LOG_FILTER,
+    eventually, gateway_env, http_client, log_dir, postgres_url, understudy_binary, unique,
+    UnderstudyProcess, KAFKA, TEST_LOG_FILTER,
 };
 
 /// ZooKeeper session timeout used by test nodes: sub-second, with margin for a busy CI machine.
@@ -274,7 +274,7 @@ impl TestCluster {
 
 /// A connection to the test database.
 pub async fn pg() -> tokio_postgres::Client {
-    super::pg_connect(POSTGRES_URL).await
+    super::pg_connect(&postgres_url()).await
 }
 
 /// Serialises the tests of one binary: each starts several processes, and on two

@@ -17,8 +17,14 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// The broker `scripts/infra up` starts.
 pub const KAFKA: &str = "127.0.0.1:9092";
-/// The database `scripts/infra up` creates.
-pub const POSTGRES_URL: &str = "postgres://understudy:understudy@127.0.0.1:5432/understudy";
+/// The schema owner's URL for the database `scripts/infra up` creates:
+/// `UNDERSTUDY_POSTGRES__URL` when set (`scripts/test` sets it from
+/// `.infra/owner.env`, whose password `scripts/infra up --secure` generated;
+/// the processes tests start inherit it), else the local default.
+pub fn postgres_url() -> String {
+    std::env::var("UNDERSTUDY_POSTGRES__URL")
+        .unwrap_or_else(|_| "postgres://understudy:understudy@127.0.0.1:5432/understudy".to_owned())
+}
 
 /// A connection to the database at `url`.
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
