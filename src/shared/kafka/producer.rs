@@ -53,6 +53,10 @@ pub enum PublishError {
     CircuitOpen,
 }
 
+/// An encoded event's bytes beside its message and source: the field names,
+/// the id, two timestamps, the level and small attributes.
+const RECORD_OVERHEAD_BYTES: usize = 256;
+
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RecordPosition {
@@ -154,20 +158,27 @@ impl EventProducer {
     /// current span's trace context travels in the record's headers.
     #[tracing::instrument(name = "kafka.produce", skip_all, fields(message_id = %event.message_id))]
     pub async fn publish(&self, event: &LogEvent) -> Result<RecordPosition, PublishError> {
-        let payload = serde_json::to_vec(event)?;
-        let trace_headers = current_trace_headers();
-        let headers = trace_headers
-            .iter()
-            .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                })
-            });
-        let record = FutureRecord::to(&self.shared.topic)
+        // Sized for the usual event, so encoding rarely grows the buffer.
+        let mut payload =
+            Vec::with_capacity(RECORD_OVERHEAD_BYTES + event.message.len() + event.source.len());
+        serde_json::to_writer(&mut payload, event)?;
+        let mut record = FutureRecord::to(&self.shared.topic)
             .key(event.source.as_bytes())
-            .payload(&payload)
-            .headers(headers);
+            .payload(&payload);
+        // Without a trace exporter there is no context to carry, and an empty
+        // header list would still cost librdkafka an allocation per record.
+        let trace_headers = current_trace_headers();
+        if !trace_headers.is_empty() {
+            record = record.headers(trace_headers.iter().fold(
+                OwnedHeaders::new_with_capacity(trace_headers.len()),
+                |headers, (key, value)| {
+                    headers.insert(Header {
+                        key,
+                        value: Some(value.as_bytes()),
+                    })
+                },
+            ));
+        }
         if !self.shared.breaker.permits() {
             return Err(PublishError::CircuitOpen);
         }
