@@ -33,8 +33,11 @@ async fn insert_function_exists(client: &tokio_postgres::Client) -> bool {
 }
 
 fn migrate(url: &str, direction: &str) -> String {
+    // The owner's password through the environment: argv is public (`ps`).
     let output = Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .args(["migrate", direction, "--database-url", url])
+        .args(["migrate", direction])
+        .env("UNDERSTUDY_POSTGRES__URL", url)
+        .env_remove("UNDERSTUDY_POSTGRES__MIGRATIONS_URL")
         .output()
         .expect("run understudy migrate");
     assert!(

@@ -18,9 +18,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 /// The broker `scripts/infra up` starts.
 pub const KAFKA: &str = "127.0.0.1:9092";
 /// The schema owner's URL for the database `scripts/infra up` creates:
-/// `UNDERSTUDY_POSTGRES__URL` when set (`scripts/test` sets it from
-/// `.infra/owner.env`, whose password `scripts/infra up --secure` generated;
-/// the processes tests start inherit it), else the local default.
+/// `UNDERSTUDY_POSTGRES__URL` when set, else the local default. `scripts/test`
+/// sets it from `.infra/owner.env` (the password `scripts/infra up --secure`
+/// generated), and every process a test starts inherits it.
 pub fn postgres_url() -> String {
     std::env::var("UNDERSTUDY_POSTGRES__URL")
         .unwrap_or_else(|_| "postgres://understudy:understudy@127.0.0.1:5432/understudy".to_owned())
@@ -30,7 +30,12 @@ pub fn postgres_url() -> String {
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .expect("connect to postgres");
+        .unwrap_or_else(|error| {
+            panic!(
+                "connect to postgres: {error:?}; once `scripts/infra up --secure` has run, \
+                 the owner's password is in .infra/owner.env: run the tests with scripts/test"
+            )
+        });
     tokio::spawn(connection);
     client
 }
