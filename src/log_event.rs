@@ -255,7 +255,9 @@ fn check_text(field: &'static str, value: &str, limit: usize) -> Result<(), Even
 }
 
 fn check_attributes(attributes: &Map<String, Value>, limit: usize) -> Result<(), EventError> {
-    let encoded_len = serde_json::to_string(attributes).map_or(usize::MAX, |text| text.len());
+    let mut counted = ByteCount(0);
+    let encoded_len =
+        serde_json::to_writer(&mut counted, attributes).map_or(usize::MAX, |()| counted.0);
     if encoded_len > limit {
         return Err(EventError::TooLong {
             field: "attributes",
@@ -267,6 +269,22 @@ fn check_attributes(attributes: &Map<String, Value>, limit: usize) -> Result<(),
         return Err(EventError::NulCharacter("attributes"));
     }
     Ok(())
+}
+
+/// Counts the bytes written to it: an encoded length without keeping the
+/// encoding (every event's attributes are measured, at the gateway and again
+/// at the node).
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn map_has_nul(map: &Map<String, Value>) -> bool {

@@ -6,6 +6,7 @@
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use serde_json::{Map, Value};
 
 use std::time::{Duration, Instant};
@@ -64,7 +65,105 @@ fn event() -> impl Strategy<Value = LogEvent> {
         })
 }
 
+/// A request body shaped like an event: mostly valid, with each field now
+/// and then wrong in the ways clients get it wrong (a level in odd case or
+/// unknown, a NUL, an oversized text, an id or a timestamp that is not one).
+fn event_request() -> impl Strategy<Value = Value> {
+    let level = prop_oneof![
+        8 => prop::sample::select(vec!["info", "WARN", "Error", " debug ", "TRACE", "fatal"])
+            .prop_map(str::to_owned),
+        1 => ".{0,8}",
+    ];
+    let text = |max: usize| {
+        prop_oneof![
+            8 => "[^\u{0}]{1,48}",
+            1 => Just("x".repeat(max + 1)),
+            1 => ".{0,8}\u{0}.{0,8}",
+        ]
+    };
+    let message_id = prop::option::of(prop_oneof![
+        4 => Just(uuid::Uuid::now_v7().to_string()),
+        1 => "[0-9a-f-]{0,36}",
+    ]);
+    let timestamp = prop::option::of(prop_oneof![
+        4 => (0_i64..253_402_300_799).prop_map(|seconds| {
+            Utc.timestamp_opt(seconds, 0)
+                .single()
+                .map(|at| at.to_rfc3339())
+                .unwrap_or_default()
+        }),
+        1 => Just("+10000-01-01T00:00:00Z".to_owned()),
+        1 => ".{0,12}",
+    ]);
+    let attributes = prop::option::of(prop_oneof![
+        4 => prop::collection::btree_map("[a-z]{1,8}", json_value(), 0..4)
+            .prop_map(|map| Value::Object(map.into_iter().collect())),
+        1 => json_value(),
+    ]);
+    (
+        level,
+        text(LIMITS.max_message_bytes),
+        text(LIMITS.max_source_bytes),
+        message_id,
+        timestamp,
+        attributes,
+    )
+        .prop_map(
+            |(level, message, source, message_id, timestamp, attributes)| {
+                let mut body = Map::new();
+                body.insert("level".into(), Value::String(level));
+                body.insert("message".into(), Value::String(message));
+                body.insert("source".into(), Value::String(source));
+                if let Some(id) = message_id {
+                    body.insert("messageId".into(), Value::String(id));
+                }
+                if let Some(at) = timestamp {
+                    body.insert("timestamp".into(), Value::String(at));
+                }
+                if let Some(attributes) = attributes {
+                    body.insert("attributes".into(), attributes);
+                }
+                Value::Object(body)
+            },
+        )
+}
+
+/// What the gateway makes of `body`: the event it would publish, if any.
+fn accepted(body: Value) -> Option<LogEvent> {
+    serde_json::from_value::<LogEventRequest>(body)
+        .ok()?
+        .validate(&LIMITS, Utc::now())
+        .ok()
+}
+
+/// The property below is only worth its runs if most bodies are accepted.
+#[test]
+fn most_event_shaped_bodies_are_accepted() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = event_request();
+    let runs = 1_000;
+    let valid = (0..runs)
+        .filter(|_| {
+            let body = strategy.new_tree(&mut runner).expect("a body").current();
+            accepted(body).is_some()
+        })
+        .count();
+    assert!(
+        valid * 4 >= runs,
+        "only {valid} of {runs} generated bodies were valid events"
+    );
+}
+
 proptest! {
+    #[test]
+    fn what_the_gateway_accepts_passes_the_nodes_check_and_round_trips(body in event_request()) {
+        if let Some(event) = accepted(body) {
+            prop_assert!(event.check(&LIMITS).is_ok(), "validated events pass the node's check");
+            let bytes = serde_json::to_vec(&event).expect("encode");
+            prop_assert_eq!(LogEvent::decode(Some(&bytes), &LIMITS).expect("decodes"), event);
+        }
+    }
+
     #[test]
     fn any_bytes_from_kafka_decode_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = LogEvent::decode(Some(&bytes), &LIMITS);
@@ -89,10 +188,8 @@ proptest! {
 
     #[test]
     fn any_request_body_is_validated_or_refused_never_panics(value in json_value()) {
-        if let Ok(request) = serde_json::from_value::<LogEventRequest>(value) {
-            if let Ok(event) = request.validate(&LIMITS, Utc::now()) {
-                prop_assert!(event.check(&LIMITS).is_ok(), "validated events pass the node's check");
-            }
+        if let Some(event) = accepted(value) {
+            prop_assert!(event.check(&LIMITS).is_ok(), "validated events pass the node's check");
         }
     }
 

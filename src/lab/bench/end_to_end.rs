@@ -156,8 +156,9 @@ pub async fn find_steady_rate(
         let acked = i64::try_from(outcome.acked.len()).unwrap_or(i64::MAX);
         let expected = stored_before + acked;
         let mut now_stored = stored_events(postgres, &cluster.topic).await?;
+        // Polled often enough that the drain time is not the poll's period.
         while now_stored < expected && stopped.elapsed() < Duration::from_secs(120) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
             now_stored = stored_events(postgres, &cluster.topic).await?;
         }
         let drain = stopped.elapsed();

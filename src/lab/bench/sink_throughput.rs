@@ -51,10 +51,13 @@ pub struct SinkResult {
 }
 
 /// Waits for the cluster's leader to drain `events` records of its topic,
-/// then copies as many rows with `COPY`.
+/// stops the cluster, then copies as many rows with `COPY` and commits as many
+/// through the sink store alone. Each of the three starts from the same kind
+/// of table (the rows before it deleted and vacuumed) with nothing else of
+/// ours running.
 pub async fn drain_vs_copy(
     config: &Config,
-    cluster: &LocalCluster,
+    cluster: LocalCluster,
     postgres: &tokio_postgres::Client,
     events: u64,
     partitions: i32,
@@ -104,13 +107,15 @@ pub async fn drain_vs_copy(
     }
     let drained_since = u64::try_from(rows - stored_before).unwrap_or(0);
     let sink_seconds = (last - first).num_microseconds().unwrap_or(1) as f64 / 1e6;
-    let copy_topic = format!("{}-copy", cluster.topic);
+    let topic = cluster.topic.clone();
+    drop(cluster);
+    forget_topic(postgres, &topic).await?;
+    let copy_topic = format!("{topic}-copy");
     let copy_elapsed = copy_rows(postgres, &copy_topic, events, partitions).await?;
-    let alone_topic = format!("{}-alone", cluster.topic);
+    forget_topic(postgres, &copy_topic).await?;
+    let alone_topic = format!("{topic}-alone");
     let alone_elapsed = commit_alone(config, &alone_topic, events, partitions).await?;
-    for topic in [&copy_topic, &alone_topic] {
-        forget_topic(postgres, topic).await?;
-    }
+    forget_topic(postgres, &alone_topic).await?;
     Ok(SinkResult {
         events,
         sink_events_per_s: events as f64 / sink_seconds.max(1e-3),

@@ -188,7 +188,10 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
         .unwrap_or_default();
     let batch_size = plan.batch_size.max(1);
     let requests_per_second = (f64::from(plan.rate.max(1)) / batch_size as f64).max(0.1);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / requests_per_second));
+    // The first request goes one period in, so a run of n periods sends n
+    // requests (an interval's first tick fires at once: one request too many).
+    let period = Duration::from_secs_f64(1.0 / requests_per_second);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let run_id = Uuid::now_v7().simple().to_string();
