@@ -153,35 +153,41 @@ fn loadgen(gateway: &str, args: &[&str], out: &std::path::Path) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The outage check can say no: with an infrastructure script that stops
+/// The outage checks can say no: with an infrastructure script that stops
 /// nothing, a Redis outage never happens, and the drill fails saying so
-/// instead of reporting an outage's recovery time.
+/// instead of reporting an outage's recovery time; one that also claims the
+/// service stopped is caught by probing the service itself.
 #[tokio::test]
 async fn an_outage_that_never_happens_fails_the_drill() {
     use std::os::unix::fs::PermissionsExt;
     let _serial = serial().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let script = dir.path().join("infra-that-stops-nothing");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write the script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
-        .args(["drill", "--scenario", "redis-outage", "--cycles", "1"])
-        .args(["--rate", "50", "--settle", "500ms", "--outage", "1s"])
-        .arg("--infra-script")
-        .arg(&script)
-        .arg("--out")
-        .arg(dir.path().join("report"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run the drill");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!output.status.success(), "{printed}");
-    assert!(
-        printed.contains("redis is still running after"),
-        "{printed}"
-    );
+    for (script, refusal) in [
+        ("#!/bin/sh\nexit 0\n", "redis is still running after"),
+        (
+            "#!/bin/sh\n[ \"$1\" = status ] && echo \"$2: stopped\"\nexit 0\n",
+            "still accepts connections after it was stopped",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("infra-that-stops-nothing");
+        std::fs::write(&path, script).expect("write the script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let output = Command::new(env!("CARGO_BIN_EXE_understudy-lab"))
+            .args(["drill", "--scenario", "redis-outage", "--cycles", "1"])
+            .args(["--rate", "50", "--settle", "500ms", "--outage", "1s"])
+            .arg("--infra-script")
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join("report"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run the drill");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{printed}");
+        assert!(printed.contains(refusal), "{printed}");
+    }
 }

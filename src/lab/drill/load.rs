@@ -180,7 +180,7 @@ fn lock(outcome: &Mutex<LoadOutcome>) -> std::sync::MutexGuard<'_, LoadOutcome> 
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<LoadOutcome>>) {
+async fn run(plan: LoadPlan, mut stopped: watch::Receiver<bool>, outcome: Arc<Mutex<LoadOutcome>>) {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .timeout(Duration::from_secs(30))
@@ -197,7 +197,17 @@ async fn run(plan: LoadPlan, stopped: watch::Receiver<bool>, outcome: Arc<Mutex<
     let run_id = Uuid::now_v7().simple().to_string();
     let mut sequence = 0_u64;
     while !*stopped.borrow() {
-        ticker.tick().await;
+        // A stop during the wait ends the run before the tick's request.
+        tokio::select! {
+            biased;
+            changed = stopped.changed() => {
+                if changed.is_err() || *stopped.borrow() {
+                    break;
+                }
+                continue;
+            }
+            _ = ticker.tick() => {}
+        }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
