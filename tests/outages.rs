@@ -1,9 +1,9 @@
 //! Dependency outages, for real: Redis and PostgreSQL stopped for a while,
 //! the broker and ZooKeeper restarted, each under load through `understudy
 //! drill`, which stops and starts them with `scripts/infra`. Nothing may be
-//! lost or duplicated, no node may need a restart, and only a ZooKeeper
-//! restart may move leadership. One test, so nothing else in this binary runs
-//! while a service is down.
+//! lost or duplicated, no node may need a restart, and no outage may move
+//! leadership. One test, so nothing else in this binary runs while a service
+//! is down.
 
 mod common;
 
@@ -32,10 +32,10 @@ fn dependency_outages_lose_nothing_and_need_no_restart() {
             cycle["rto_ms"].as_i64().is_some_and(|ms| ms >= 0),
             "{cycle}"
         );
+        assert_eq!(cycle["failovers"], 0, "{cycle}");
         match scenario {
             // ZooKeeper is the authority, not Redis: the leader keeps committing.
             "redis-outage" => {
-                assert_eq!(cycle["failovers"], 0, "{cycle}");
                 assert!(
                     cycle["committed_during_outage"].as_i64() > Some(0),
                     "{cycle}"
@@ -51,10 +51,9 @@ fn dependency_outages_lose_nothing_and_need_no_restart() {
             // The leader's breaker opens while PostgreSQL is down (and closes
             // again: the commits resumed, which the drill waited for).
             "postgres-outage" => {
-                assert_eq!(cycle["failovers"], 0, "{cycle}");
                 assert_eq!(cycle["circuit_opened"], true, "{cycle}");
             }
-            _ => assert_eq!(cycle["failovers"], 0, "{cycle}"),
+            _ => {}
         }
     }
 }

@@ -3,6 +3,8 @@
 //! line, loads the configuration (for the dependencies' addresses), sets up
 //! logging and runs the chosen command. Uses `anyhow`, as a binary's edge.
 
+use std::time::Duration;
+
 use clap::Parser;
 
 use understudy::config::Role;
@@ -87,6 +89,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 out: out.clone(),
                 zookeeper_port: config.zookeeper.first_port(),
+                session_timeout: Duration::from_millis(config.zookeeper.session_timeout_ms),
                 kafka_bootstrap: config.kafka.bootstrap_servers,
                 postgres_url: config.postgres.url,
                 infra_script,

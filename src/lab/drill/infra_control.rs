@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::lab::drill::DrillError;
 
 /// A service of the local infrastructure, named as `scripts/infra` names it.
@@ -41,6 +43,25 @@ impl Service {
         )
         .await
         .is_ok_and(|connected| connected.is_ok())
+    }
+
+    /// Whether the service serves now. ZooKeeper binds its port before it
+    /// has loaded its database, and closes every session's connection until
+    /// then (measured: 3 s on a saturated machine); only its `srvr` answer
+    /// says it serves.
+    pub async fn serves(self) -> bool {
+        if self != Service::Zookeeper {
+            return self.accepts().await;
+        }
+        let answer = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port())).await?;
+            stream.write_all(b"srvr").await?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await?;
+            Ok::<_, std::io::Error>(answer)
+        })
+        .await;
+        matches!(answer, Ok(Ok(answer)) if answer.starts_with(b"Zookeeper version"))
     }
 
     fn name(self) -> &'static str {

@@ -47,6 +47,8 @@ pub struct DrillPlan {
     pub outage: Duration,
     /// ZooKeeper's client port.
     pub zookeeper_port: u16,
+    /// The nodes' ZooKeeper session timeout.
+    pub session_timeout: Duration,
     /// The broker, for the poison records of a chaos drill.
     pub kafka_bootstrap: String,
 }
@@ -60,6 +62,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
         infra: InfraControl::new(plan.infra_script.clone()),
         outage: plan.outage,
         zookeeper_port: plan.zookeeper_port,
+        session_timeout: plan.session_timeout,
         skewed_clocks: SkewedClocks::default(),
     };
     let mut cluster = LocalCluster::start(plan.nodes, &plan.out.join("logs")).await?;

@@ -37,8 +37,9 @@ const REASON_OF_EPOCH: &str =
     "SELECT reason FROM failover_events WHERE cluster = $1 AND epoch = $2";
 
 /// How long leadership must stay put after an outage before the cycle is
-/// measured (a few session timeouts: a re-election after ZooKeeper returns
-/// happens within one).
+/// measured. After a ZooKeeper restart, one session timeout more: the server
+/// expires a session it has not heard from within one timeout of its start,
+/// and a re-election follows, which must count in this cycle, not the next.
 const STABLE_LEADERSHIP: Duration = Duration::from_millis(1500);
 
 /// A fault to inject: into the leader, or into a dependency.
@@ -121,11 +122,11 @@ impl Scenario {
     }
 
     /// Most leadership changes this fault may cause: a leader fault one per
-    /// fault; a ZooKeeper restart one (a new election once ZooKeeper is back,
-    /// if the leader's session expired meanwhile); no other outage any.
+    /// fault; an outage none. Not even a ZooKeeper restart: the server
+    /// restores every session with a fresh timeout, and a node whose client
+    /// gave its session up reopens it within that timeout.
     pub fn allowed_failovers(self) -> i64 {
         match self {
-            Scenario::ZookeeperRestart => 1,
             other if other.outage_of().is_some() => 0,
             other => other.faults() as i64,
         }
@@ -144,6 +145,8 @@ pub struct FaultContext {
     pub outage: Duration,
     /// ZooKeeper's client port (what a ZooKeeper cut drops).
     pub zookeeper_port: u16,
+    /// The nodes' ZooKeeper session timeout.
+    pub session_timeout: Duration,
     /// Nodes started with a skewed clock (chaos drills).
     pub skewed_clocks: SkewedClocks,
 }
@@ -390,7 +393,13 @@ async fn run_outage(
             .await?;
     }
     let (_, epoch_after) = cluster
-        .wait_for_stable_leader(STABLE_LEADERSHIP, CYCLE_TIMEOUT)
+        .wait_for_stable_leader(
+            match service {
+                Service::Zookeeper => STABLE_LEADERSHIP + context.session_timeout,
+                _ => STABLE_LEADERSHIP,
+            },
+            CYCLE_TIMEOUT,
+        )
         .await?;
     cluster.wait_for_gateway_accepting(CYCLE_TIMEOUT).await?;
     let postgres = &context.postgres;
@@ -436,7 +445,7 @@ async fn run_outage(
     })
 }
 
-/// Starts `service` and returns when its port first accepted a connection,
+/// Starts `service` and returns when it first served ([`Service::serves`]),
 /// probed every 10 ms while the start runs (the script's own readiness checks
 /// come after, and must not count as outage).
 async fn start_and_probe(
@@ -448,21 +457,21 @@ async fn start_and_probe(
         move || infra.start(service)
     });
     tokio::pin!(starting);
-    let mut accepted_at = None;
+    let mut serving_since = None;
     loop {
         tokio::select! {
             started = &mut starting => {
                 started.map_err(|error| DrillError::Fault(error.to_string()))??;
                 break;
             }
-            () = tokio::time::sleep(std::time::Duration::from_millis(10)), if accepted_at.is_none() => {
-                if service.accepts().await {
-                    accepted_at = Some(Utc::now());
+            () = tokio::time::sleep(std::time::Duration::from_millis(10)), if serving_since.is_none() => {
+                if service.serves().await {
+                    serving_since = Some(Utc::now());
                 }
             }
         }
     }
-    Ok(accepted_at.unwrap_or_else(Utc::now))
+    Ok(serving_since.unwrap_or_else(Utc::now))
 }
 
 /// Watches the leader's status for `outage`: whether the breaker `breaker`

@@ -16,7 +16,7 @@ use futures::future::select_all;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior, Sleep};
-use zookeeper_client::{SessionState, StateWatcher};
+use zookeeper_client::{Error as ZkError, SessionInfo, SessionState, StateWatcher};
 
 use super::machine::{
     Command, Effect, ElectionMachine, Following, Input, Now, Observation, Request, Wait,
@@ -99,6 +99,8 @@ struct Waits {
 /// Everything the campaign holds besides the machine and its orders.
 struct Io {
     session: Option<LiveSession>,
+    /// What reopens the last session closed, for [`Effect::Resume`].
+    ended: Option<SessionInfo>,
     waits: Waits,
     leavers: Vec<oneshot::Sender<()>>,
 }
@@ -108,6 +110,7 @@ impl Driver {
     pub(super) async fn run(mut self) {
         let mut io = Io {
             session: None,
+            ended: None,
             waits: Waits::default(),
             leavers: Vec::new(),
         };
@@ -142,6 +145,17 @@ impl Driver {
         (machine.waiting(), machine.session_timeout())
     }
 
+    /// The lease tick: one for as long as this session leads, so a reclaim
+    /// keeps it; a fresh one ticks at once.
+    fn lease_tick(confirm: &mut Option<Interval>, session_timeout: Duration) -> &mut Interval {
+        confirm.get_or_insert_with(|| {
+            let mut confirm =
+                tokio::time::interval((session_timeout / 3).max(Duration::from_millis(1)));
+            confirm.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            confirm
+        })
+    }
+
     /// Waits for what the machine waits for, or a command.
     async fn wait(&mut self, io: &mut Io) -> Input<Reply> {
         let (waiting, session_timeout) = self.waiting();
@@ -166,10 +180,15 @@ impl Driver {
                 let Some(live) = io.session.as_mut() else {
                     return Input::SessionEnded;
                 };
-                let confirm = io.waits.confirm.as_mut();
+                let Waits {
+                    own_member,
+                    confirm,
+                    ..
+                } = &mut io.waits;
+                let confirm = Self::lease_tick(confirm, session_timeout);
                 tokio::select! {
-                    input = optional(io.waits.own_member.as_mut()) => {
-                        io.waits.own_member = None;
+                    input = optional(own_member.as_mut()) => {
+                        *own_member = None;
                         // A watch fires when the session ends, too.
                         return if live.session.state().is_terminated() {
                             Input::SessionEnded
@@ -190,7 +209,7 @@ impl Driver {
                             tracing::warn!("zookeeper disconnected; leading on under the database fence");
                         }
                     }
-                    () = tick(confirm) => return Input::ConfirmDue,
+                    _ = confirm.tick() => return Input::ConfirmDue,
                     order = next_order(orders, leavers) => return order,
                 }
             },
@@ -201,8 +220,15 @@ impl Driver {
                 let watches = std::mem::take(&mut io.waits.following);
                 let current = live.session.state();
                 tokio::select! {
-                    input = first_of(watches) => input,
-                    () = session_lost(&mut live.state, current, session_timeout) => Input::SessionEnded,
+                    input = first_of(watches) => {
+                        // A watch fires when the session ends, too.
+                        if live.session.state().is_terminated() {
+                            Input::SessionEnded
+                        } else {
+                            input
+                        }
+                    }
+                    () = session_ended(&mut live.state, current) => Input::SessionEnded,
                     order = next_order(orders, leavers) => order,
                 }
             }
@@ -223,6 +249,7 @@ impl Driver {
         if matches!(
             effect,
             Effect::Connect
+                | Effect::Resume
                 | Effect::CloseSession
                 | Effect::Sleep(_)
                 | Effect::Join
@@ -231,9 +258,16 @@ impl Driver {
             io.waits = Waits::default();
         }
         match effect {
-            Effect::Connect => Some(self.connect(io).await),
+            Effect::Connect => {
+                io.ended = None;
+                Some(self.connect(io, None).await)
+            }
+            Effect::Resume => Some(match io.ended.take() {
+                Some(ended) => self.connect(io, Some(ended)).await,
+                None => Input::ResumeRefused,
+            }),
             Effect::CloseSession => {
-                io.session = None;
+                io.ended = io.session.take().map(|live| live.session.info());
                 self.setup
                     .events
                     .connectivity
@@ -334,15 +368,6 @@ impl Driver {
                 Some(Input::Deleted { purpose, ok })
             }
             Effect::Grant(grant) => {
-                // One lease tick for as long as this session leads: a
-                // reclaim's grant keeps it (a fresh interval ticks at once).
-                if io.waits.confirm.is_none() {
-                    let session_timeout = self.waiting().1;
-                    let mut confirm =
-                        tokio::time::interval((session_timeout / 3).max(Duration::from_millis(1)));
-                    confirm.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    io.waits.confirm = Some(confirm);
-                }
                 self.setup.events.granted.do_send(LeadershipGranted {
                     epoch: grant.epoch,
                     reason: grant.reason,
@@ -391,11 +416,18 @@ impl Driver {
         }
     }
 
-    async fn connect(&self, io: &mut Io) -> Input<Reply> {
-        let session_timeout = Duration::from_millis(self.setup.zookeeper.session_timeout_ms);
-        match ElectionSession::connect(&self.setup.zookeeper, session_timeout, &self.setup.cluster)
-            .await
-        {
+    /// Opens a session, or reopens `ended`.
+    async fn connect(&self, io: &mut Io, ended: Option<SessionInfo>) -> Input<Reply> {
+        let (zookeeper, cluster) = (&self.setup.zookeeper, &self.setup.cluster);
+        let session_timeout = Duration::from_millis(zookeeper.session_timeout_ms);
+        let resuming = ended.is_some();
+        let opened = match ended {
+            Some(ended) => {
+                ElectionSession::reopen(zookeeper, session_timeout, cluster, ended).await
+            }
+            None => ElectionSession::connect(zookeeper, session_timeout, cluster).await,
+        };
+        match opened {
             Ok(session) => {
                 self.setup
                     .events
@@ -415,8 +447,16 @@ impl Driver {
                     session,
                     reporter,
                 });
-                Input::Connected { negotiated }
+                if resuming {
+                    Input::Resumed { negotiated }
+                } else {
+                    Input::Connected { negotiated }
+                }
             }
+            // A server answered: the session is gone, or we may not have it.
+            Err(ElectionError::ZooKeeper(
+                ZkError::SessionExpired | ZkError::SessionMoved | ZkError::AuthFailed,
+            )) if resuming => Input::ResumeRefused,
             Err(error) => {
                 tracing::warn!(%error, "cannot reach zookeeper; retrying");
                 self.setup
@@ -545,16 +585,6 @@ async fn optional<F: Future + Unpin>(future: Option<&mut F>) -> F::Output {
     }
 }
 
-/// Resolves at the interval's next tick; never when there is none.
-async fn tick(interval: Option<&mut Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// The first of `watches` to resolve; never when there are none.
 async fn first_of(watches: Vec<Pending>) -> Input<Reply> {
     if watches.is_empty() {
@@ -588,35 +618,14 @@ async fn report_connectivity(
     }
 }
 
-/// Resolves when the session is gone for good: expired or closed, or
-/// disconnected for longer than its timeout (by then the server has expired
-/// it and another member may lead). `current` is its state when the wait
-/// began: a disconnection already under way counts from now.
-async fn session_lost(state: &mut StateWatcher, current: SessionState, session_timeout: Duration) {
+/// Resolves when the session is gone for good: expired, closed or refused.
+/// A disconnection is not: the client reconnects by itself, and gives the
+/// session up (as expired) only when no server answered for 7/5 of its
+/// timeout, which the next session then tries to reopen. `current` is its
+/// state when the wait began.
+async fn session_ended(state: &mut StateWatcher, current: SessionState) {
     if current.is_terminated() {
         return;
     }
-    let mut disconnected = current == SessionState::Disconnected;
-    loop {
-        if disconnected {
-            let reconnected = tokio::time::timeout(session_timeout, async {
-                loop {
-                    match state.changed().await {
-                        up if connected(up) => return true,
-                        terminal if terminal.is_terminated() => return false,
-                        _ => {}
-                    }
-                }
-            })
-            .await;
-            if reconnected != Ok(true) {
-                return;
-            }
-        }
-        match state.changed().await {
-            SessionState::Disconnected => disconnected = true,
-            terminal if terminal.is_terminated() => return,
-            _ => disconnected = false,
-        }
-    }
+    while !state.changed().await.is_terminated() {}
 }

@@ -146,8 +146,16 @@ pub enum Input<Q> {
         /// The session timeout the server granted.
         negotiated: Duration,
     },
-    /// No session could be opened.
+    /// No session could be opened (or reopened): no server answered.
     ConnectFailed,
+    /// The session that ended on our side is open again: the server still
+    /// held it, and with it our member. It granted `negotiated`.
+    Resumed {
+        /// The session timeout the server granted.
+        negotiated: Duration,
+    },
+    /// A server answered that the session that ended is gone (expired).
+    ResumeRefused,
     /// The backoff wait ended.
     BackoffElapsed,
     /// Our member znode was created.
@@ -231,6 +239,9 @@ pub struct Grant {
 pub enum Effect<Q> {
     /// Open a session; answer [`Input::Connected`] or [`Input::ConnectFailed`].
     Connect,
+    /// Reopen the session that ended; answer [`Input::Resumed`],
+    /// [`Input::ResumeRefused`] or [`Input::ConnectFailed`].
+    Resume,
     /// Close the session (its ephemeral members go with it).
     CloseSession,
     /// Wait this long, then answer [`Input::BackoffElapsed`].
@@ -337,6 +348,15 @@ enum Phase {
     AwaitingSchema,
     Backoff,
     Connecting,
+    /// Reopening the session that ended, in which we were `member`.
+    Resuming {
+        member: String,
+    },
+    /// The session reopened; reading where `member` stands. If it still
+    /// leads, the epoch held meanwhile is led on.
+    Resumed {
+        member: String,
+    },
     Joining,
     /// Joined as `member`, between two answers (observing, deleting).
     Member {
@@ -384,6 +404,11 @@ pub struct ElectionMachine {
     /// finds us first.
     held: Option<Epoch>,
     succession: Succession,
+    /// Our member in a session that ended on our side: no server answered
+    /// for longer than its timeout, which is the client's guess, not the
+    /// server's word. The next session tries to reopen it first; a restarted
+    /// server counts each session's timeout afresh, so it often still lives.
+    resumable: Option<String>,
     backoff: Duration,
     connected_at: Option<Instant>,
     negotiated: Duration,
@@ -402,6 +427,7 @@ impl ElectionMachine {
                 detected_at: now.wall,
                 previous_leader: None,
             },
+            resumable: None,
             backoff: RECONNECT_BACKOFF_MIN,
             connected_at: None,
             negotiated: Duration::ZERO,
@@ -421,6 +447,8 @@ impl ElectionMachine {
             self.succession.reason = TakeoverReason::InitialElection;
             self.succession.detected_at = now.wall;
         }
+        // The old driver's session went with it.
+        self.resumable = None;
         self.backoff = RECONNECT_BACKOFF_MIN;
         self.connected_at = None;
         self.phase = Phase::AwaitingSchema;
@@ -435,6 +463,8 @@ impl ElectionMachine {
             Phase::Following { .. } => Wait::Following,
             Phase::Stopped => Wait::Stopped,
             Phase::Connecting
+            | Phase::Resuming { .. }
+            | Phase::Resumed { .. }
             | Phase::Joining
             | Phase::Member { .. }
             | Phase::Claiming { .. }
@@ -479,16 +509,51 @@ impl ElectionMachine {
                 out.push(Effect::Connect);
                 Phase::Connecting
             }
-            (Phase::Backoff, Input::BackoffElapsed) => {
-                out.push(Effect::Connect);
-                Phase::Connecting
-            }
+            (Phase::Backoff, Input::BackoffElapsed) => match self.resumable.take() {
+                Some(member) => {
+                    out.push(Effect::Resume);
+                    Phase::Resuming { member }
+                }
+                None => {
+                    out.push(Effect::Connect);
+                    Phase::Connecting
+                }
+            },
             (Phase::Connecting, Input::Connected { negotiated }) => {
                 self.connected_at = Some(now.instant);
                 self.negotiated = negotiated;
                 join(out)
             }
             (Phase::Connecting, Input::ConnectFailed) => self.back_off(out),
+            (Phase::Resuming { member }, Input::Resumed { negotiated }) => {
+                tracing::info!(%member, "zookeeper kept our session: reopened it");
+                self.connected_at = Some(now.instant);
+                self.negotiated = negotiated;
+                out.push(Effect::Observe {
+                    member: member.clone(),
+                });
+                Phase::Resumed { member }
+            }
+            (Phase::Resuming { .. }, Input::ResumeRefused) => {
+                tracing::info!("zookeeper expired our session; opening a new one");
+                out.push(Effect::Connect);
+                Phase::Connecting
+            }
+            (Phase::Resuming { member }, Input::ConnectFailed) => {
+                self.resumable = Some(member);
+                // A server keeps the session one timeout after it last heard
+                // from us, or after it restarted: try often enough within it.
+                self.back_off_within(self.negotiated / 4, out)
+            }
+            (Phase::Resumed { member }, Input::Observed(Observation::Leader)) => {
+                match self.held.take() {
+                    Some(epoch) => self.lead_on_held(member, epoch, out),
+                    None => self.observed(member, Observation::Leader, out),
+                }
+            }
+            (Phase::Resumed { member }, Input::Observed(observation)) => {
+                self.observed(member, observation, out)
+            }
             (Phase::Joining, Input::Joined { member }) => observe(member, out),
             (Phase::Member { member }, Input::Observed(observation)) => {
                 self.observed(member, observation, out)
@@ -576,8 +641,11 @@ impl ElectionMachine {
             }
             // The first watch could not even be set: ZooKeeper is unreachable,
             // not proven to have deleted us. Lead on under the database fence.
-            Input::Failed(Request::WatchOwnMember) | Input::SessionEnded => {
-                self.hold(epoch, now, out)
+            Input::Failed(Request::WatchOwnMember) => self.hold(epoch, now, out),
+            Input::SessionEnded => {
+                let phase = self.hold(epoch, now, out);
+                self.resumable = Some(member);
+                phase
             }
             Input::ConfirmDue => {
                 out.push(Effect::Confirm {
@@ -699,7 +767,12 @@ impl ElectionMachine {
                 }
                 observe(member.clone(), out)
             }
-            Input::SessionEnded => self.reconnect(now, out),
+            Input::SessionEnded => {
+                let member = member.clone();
+                let phase = self.reconnect(now, out);
+                self.resumable = Some(member);
+                phase
+            }
             input => self.unexpected(phase, input, now, out),
         }
     }
@@ -905,6 +978,28 @@ impl ElectionMachine {
         }));
     }
 
+    /// The reopened session's member still leads: lead on under `epoch`,
+    /// held meanwhile, without a new claim (no takeover, no new fence). Nobody
+    /// claimed since: a member claims only while it is first, a forced
+    /// takeover deletes the leader's member first, and ours, older than any
+    /// member that could have been first, lived on in the same session. The
+    /// database fence stays the guard should that reasoning ever be wrong.
+    fn lead_on_held<Q>(&mut self, member: String, epoch: Epoch, out: &mut Vec<Effect<Q>>) -> Phase {
+        tracing::info!(%epoch, %member, "leading on: zookeeper kept our session and member");
+        out.push(Effect::ObserveLeader(Some(NamedLeader {
+            instance_id: self.instance_id.clone(),
+            epoch,
+        })));
+        out.push(Effect::WatchOwnMember {
+            member: member.clone(),
+        });
+        Phase::Leading {
+            member,
+            epoch,
+            watched: false,
+        }
+    }
+
     /// Leadership of `epoch` ends for `why`; the node joins again as a fresh
     /// member, at the back of the line.
     fn end_leadership<Q>(
@@ -950,13 +1045,22 @@ impl ElectionMachine {
         {
             self.backoff = RECONNECT_BACKOFF_MIN;
         }
+        self.resumable = None;
         out.push(Effect::CloseSession);
         out.push(Effect::ObserveLeader(None));
         self.back_off(out)
     }
 
     fn back_off<Q>(&mut self, out: &mut Vec<Effect<Q>>) -> Phase {
-        out.push(Effect::Sleep(self.backoff));
+        self.back_off_within(RECONNECT_BACKOFF_MAX, out)
+    }
+
+    /// Waits the current backoff, at most `longest` (never below the first
+    /// wait), and doubles it for the next time.
+    fn back_off_within<Q>(&mut self, longest: Duration, out: &mut Vec<Effect<Q>>) -> Phase {
+        out.push(Effect::Sleep(
+            self.backoff.min(longest).max(RECONNECT_BACKOFF_MIN),
+        ));
         self.backoff = (self.backoff * 2).min(RECONNECT_BACKOFF_MAX);
         Phase::Backoff
     }
@@ -1127,16 +1231,42 @@ mod tests {
             });
         }
 
+        /// The backoff after a session ended on our side ran out, and the
+        /// server still held the session.
+        fn reopened(&mut self) {
+            assert_eq!(self.step(Input::BackoffElapsed), [Effect::Resume]);
+            self.step(Input::Resumed {
+                negotiated: SESSION,
+            });
+        }
+
         fn held_and_reconnected(&mut self, epoch: i64) {
             self.leading(epoch);
             self.step(Input::SessionEnded);
-            self.step(Input::BackoffElapsed);
+            assert_eq!(self.step(Input::BackoffElapsed), [Effect::Resume]);
+            assert_eq!(self.step(Input::ResumeRefused), [Effect::Connect]);
             self.step(Input::Connected {
                 negotiated: SESSION,
             });
             self.step(Input::Joined {
                 member: "member-5".into(),
             });
+        }
+
+        /// ZooKeeper confirms the lease asked for at `sent`: it is extended
+        /// for `epoch` by one session from then.
+        fn assert_lease_confirmed(&mut self, epoch: i64, sent: Instant) {
+            assert_eq!(
+                self.step(Input::Confirmed {
+                    purpose: Confirmation::Lease { sent },
+                    answer: Some(true)
+                }),
+                [Effect::ConfirmLease {
+                    epoch: Epoch(epoch),
+                    sent,
+                    valid_until: sent + SESSION
+                }]
+            );
         }
 
         fn grant(&mut self, epoch: i64) -> Grant {
@@ -1158,6 +1288,7 @@ mod tests {
         matches!(
             effect,
             Effect::Connect
+                | Effect::Resume
                 | Effect::Join
                 | Effect::Observe { .. }
                 | Effect::ClaimEpoch { .. }
@@ -1365,17 +1496,7 @@ mod tests {
             }]
         );
         node.advance(Duration::from_millis(20));
-        assert_eq!(
-            node.step(Input::Confirmed {
-                purpose: Confirmation::Lease { sent },
-                answer: Some(true)
-            }),
-            [Effect::ConfirmLease {
-                epoch: Epoch(7),
-                sent,
-                valid_until: sent + SESSION
-            }]
-        );
+        node.assert_lease_confirmed(7, sent);
     }
 
     #[test]
@@ -2076,6 +2197,137 @@ mod tests {
         assert_eq!(leader.machine.held, Some(Epoch(7)));
     }
 
+    #[test]
+    fn a_leader_whose_session_ended_on_its_side_reopens_it_and_leads_on_without_a_claim() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+        assert_eq!(
+            node.step(Input::Resumed {
+                negotiated: SESSION
+            }),
+            [observe("member-1")]
+        );
+        assert_eq!(
+            node.step(Input::Observed(Observation::Leader)),
+            [
+                Effect::ObserveLeader(named("a", 7)),
+                Effect::WatchOwnMember {
+                    member: "member-1".into()
+                },
+            ]
+        );
+        assert_eq!(node.machine.held, None);
+        assert_eq!(node.step(Input::OwnMemberWatched), []);
+        assert_eq!(node.machine.waiting(), Wait::Leading);
+        let sent = node.now().instant;
+        node.step(Input::ConfirmDue);
+        node.assert_lease_confirmed(7, sent);
+    }
+
+    #[test]
+    fn a_reopened_session_whose_member_no_longer_leads_gives_the_held_epoch_up() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        node.reopened();
+        assert_eq!(
+            node.step(Input::Observed(Observation::Follower(following_b(
+                "member-0"
+            )))),
+            [
+                Effect::Revoke {
+                    epoch: Epoch(7),
+                    why: Revocation::AnotherLeadsAfterReturn
+                },
+                observe("member-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reopened_session_without_a_held_epoch_claims_as_any_first_member() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        // Its heartbeat was refused meanwhile: the held epoch is over.
+        node.step(Input::Command(Command::Confirm {
+            epoch: Epoch(7),
+            reply: "held",
+        }));
+        node.reopened();
+        assert_eq!(
+            node.step(Input::Observed(Observation::Leader)),
+            [Effect::ClaimEpoch {
+                member: "member-1".into(),
+                floor: Epoch::ZERO
+            }]
+        );
+    }
+
+    #[test]
+    fn a_follower_whose_session_ended_on_its_side_keeps_its_place_in_line() {
+        let mut node = Harness::new();
+        node.watching("member-1");
+        assert_eq!(node.step(Input::SessionEnded), reconnect(100));
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+        assert_eq!(
+            node.step(Input::Resumed {
+                negotiated: SESSION
+            }),
+            [observe("member-2")]
+        );
+        assert!(matches!(
+            node.step(Input::Observed(Observation::Follower(following_b(
+                "member-1"
+            ))))
+            .as_slice(),
+            [Effect::WatchFollowing { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_resume_no_server_answers_is_tried_again_within_a_quarter_of_the_session() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+            match node.step(Input::ConnectFailed).as_slice() {
+                [Effect::Sleep(wait)] => waits.push(*wait),
+                other => panic!("expected a wait: {other:?}"),
+            }
+        }
+        assert!(waits.iter().all(|wait| *wait <= SESSION / 4), "{waits:?}");
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+        assert_eq!(node.step(Input::ResumeRefused), [Effect::Connect]);
+    }
+
+    #[test]
+    fn a_session_the_node_closed_itself_is_never_reopened() {
+        let mut node = Harness::new();
+        node.leading(7);
+        // ZooKeeper could not vouch for a refused heartbeat: the node steps
+        // down and gives its member up, so it must not take it back.
+        node.step(Input::Command(Command::Confirm {
+            epoch: Epoch(7),
+            reply: "refused",
+        }));
+        node.step(Input::Confirmed {
+            purpose: Confirmation::Question("refused"),
+            answer: None,
+        });
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Connect]);
+
+        let mut restarted = Harness::new();
+        restarted.watching("member-1");
+        restarted.step(Input::SessionEnded);
+        restarted.machine.restart(restarted.now());
+        assert_eq!(restarted.step(Input::SchemaCurrent), [Effect::Connect]);
+    }
+
     /// A random ZooKeeper, coordinator and clock: answers each request
     /// plausibly, and fires a random event or command when nothing is asked.
     struct World<'a> {
@@ -2097,6 +2349,13 @@ mod tests {
                 Effect::Connect => match self.pick(4) {
                     0 => Input::ConnectFailed,
                     _ => Input::Connected {
+                        negotiated: SESSION,
+                    },
+                },
+                Effect::Resume => match self.pick(3) {
+                    0 => Input::ConnectFailed,
+                    1 => Input::ResumeRefused,
+                    _ => Input::Resumed {
                         negotiated: SESSION,
                     },
                 },

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zookeeper_client::{
     Acls, Client, CreateMode, Error as ZkError, MultiWriteError, OneshotWatcher, Permission,
-    SessionState, StateWatcher, TlsOptions,
+    SessionInfo, SessionState, StateWatcher, TlsOptions,
 };
 
 use crate::config::ZookeeperConfig;
@@ -77,7 +77,42 @@ impl ElectionSession {
         session_timeout: Duration,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
-        let session = Self::observe(zookeeper, session_timeout, cluster).await?;
+        Self::open(zookeeper, session_timeout, cluster, None)
+            .await?
+            .prepare(zookeeper, cluster)
+            .await
+    }
+
+    /// Reopens the session `ended` (one that ended on this side: no server
+    /// answered within its timeout) with one try of each server. Whether it
+    /// lives is the server's word: it keeps a session for one timeout after
+    /// it last heard from the client, counted afresh when a server restarts,
+    /// and refuses with [`ZkError::SessionExpired`] once it expired it.
+    pub async fn reopen(
+        zookeeper: &ZookeeperConfig,
+        session_timeout: Duration,
+        cluster: &str,
+        ended: SessionInfo,
+    ) -> Result<Self, ElectionError> {
+        Self::open(zookeeper, session_timeout, cluster, Some(ended))
+            .await?
+            .prepare(zookeeper, cluster)
+            .await
+    }
+
+    /// What reopens this session: its id and password.
+    pub fn info(&self) -> SessionInfo {
+        self.client.session().clone()
+    }
+
+    /// Creates the election directory and epoch znode if missing, and closes
+    /// open ACLs on them when a credential is configured.
+    async fn prepare(
+        self,
+        zookeeper: &ZookeeperConfig,
+        cluster: &str,
+    ) -> Result<Self, ElectionError> {
+        let session = self;
         let cluster_path = format!("{}/{cluster}", zookeeper.root);
         let persistent = CreateMode::Persistent.with_acls(session.acls);
         session
@@ -116,9 +151,24 @@ impl ElectionSession {
         session_timeout: Duration,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
+        Self::open(zookeeper, session_timeout, cluster, None).await
+    }
+
+    /// Opens a session, or reopens `ended`; creates nothing.
+    async fn open(
+        zookeeper: &ZookeeperConfig,
+        session_timeout: Duration,
+        cluster: &str,
+        ended: Option<SessionInfo>,
+    ) -> Result<Self, ElectionError> {
         let mut connector = Client::connector()
             .with_session_timeout(session_timeout)
             .with_connection_timeout(session_timeout.max(Duration::from_secs(1)));
+        if let Some(ended) = ended {
+            // One try per server: the election's own backoff paces the next,
+            // more often than the client's own (up to 3.2 s between tries).
+            connector = connector.with_session(ended).with_fail_eagerly();
+        }
         let acls = if zookeeper.digest_auth.is_empty() {
             Acls::anyone_all()
         } else {
