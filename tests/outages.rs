@@ -1,5 +1,5 @@
-//! Dependency outages, for real: Redis and PostgreSQL stopped for a while,
-//! the broker and ZooKeeper restarted, each under load through `understudy
+//! Dependency outages, for real: Redis, PostgreSQL and ZooKeeper stopped for
+//! a while, the broker and ZooKeeper restarted, each under load through `understudy
 //! drill`, which stops and starts them with `scripts/infra`. Nothing may be
 //! lost or duplicated, no node may need a restart, and no outage may move
 //! leadership. One test, so nothing else in this binary runs while a service
@@ -11,17 +11,21 @@ use common::drill_run::{assert_exactly_once, drill};
 
 #[test]
 fn dependency_outages_lose_nothing_and_need_no_restart() {
-    for scenario in [
-        "redis-outage",
-        "postgres-outage",
-        "broker-restart",
-        "zookeeper-restart",
+    for (scenario, session_ms) in [
+        ("redis-outage", "6000"),
+        ("postgres-outage", "6000"),
+        ("broker-restart", "6000"),
+        ("zookeeper-restart", "6000"),
+        // Down for twice the session: every client gives its session up
+        // (at 7/5 of it) and must reopen it, or leadership moves.
+        ("zookeeper-outage", "1000"),
     ] {
         // Nodes see a refused PostgreSQL within half a second and open their
         // breakers after two failures, so a two-second outage shows it.
         let env = [
             ("UNDERSTUDY_POSTGRES__CONNECT_TIMEOUT_MS", "500"),
             ("UNDERSTUDY_CIRCUIT_BREAKER__FAILURE_THRESHOLD", "2"),
+            ("UNDERSTUDY_ZOOKEEPER__SESSION_TIMEOUT_MS", session_ms),
         ];
         let report = drill(scenario, 1, &["--outage", "2s"], &env);
         eprintln!("{scenario}: {}", report["cycles"][0]);
@@ -42,7 +46,7 @@ fn dependency_outages_lose_nothing_and_need_no_restart() {
                 );
             }
             // A leader that cannot reach ZooKeeper leads on under the fence.
-            "zookeeper-restart" => {
+            "zookeeper-restart" | "zookeeper-outage" => {
                 assert!(
                     cycle["committed_during_outage"].as_i64() > Some(0),
                     "{cycle}"

@@ -63,6 +63,9 @@ pub enum Scenario {
     Cascade,
     /// Restart ZooKeeper (stop, start at once).
     ZookeeperRestart,
+    /// ZooKeeper down for the outage time: longer than 7/5 of the session,
+    /// every client gives its session up, and must reopen it when it returns.
+    ZookeeperOutage,
     /// Restart the Kafka broker.
     BrokerRestart,
     /// Redis down for the outage time.
@@ -81,7 +84,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// The scenarios `Mixed` draws from.
-    pub const SINGLE: [Scenario; 11] = [
+    pub const SINGLE: [Scenario; 12] = [
         Scenario::Sigkill,
         Scenario::Sigterm,
         Scenario::Stepdown,
@@ -90,6 +93,7 @@ impl Scenario {
         Scenario::Partition,
         Scenario::Cascade,
         Scenario::ZookeeperRestart,
+        Scenario::ZookeeperOutage,
         Scenario::BrokerRestart,
         Scenario::RedisOutage,
         Scenario::PostgresOutage,
@@ -113,7 +117,7 @@ impl Scenario {
     /// The dependency a scenario takes down, if it is an outage.
     pub fn outage_of(self) -> Option<Service> {
         match self {
-            Scenario::ZookeeperRestart => Some(Service::Zookeeper),
+            Scenario::ZookeeperRestart | Scenario::ZookeeperOutage => Some(Service::Zookeeper),
             Scenario::BrokerRestart => Some(Service::Kafka),
             Scenario::RedisOutage => Some(Service::Redis),
             Scenario::PostgresOutage => Some(Service::Postgres),
@@ -291,6 +295,7 @@ pub async fn run_cycle(
         Scenario::Mixed
         | Scenario::Chaos
         | Scenario::ZookeeperRestart
+        | Scenario::ZookeeperOutage
         | Scenario::BrokerRestart
         | Scenario::RedisOutage
         | Scenario::PostgresOutage => {
@@ -380,6 +385,10 @@ async fn run_outage(
         }
         Scenario::PostgresOutage => {
             Some(circuit_opens(cluster, leader, |deps| &deps.postgres, context.outage).await)
+        }
+        Scenario::ZookeeperOutage => {
+            tokio::time::sleep(context.outage).await;
+            None
         }
         _ => None,
     };
@@ -621,10 +630,10 @@ mod tests {
 
     #[test]
     fn the_same_seed_replays_the_same_faults_and_covers_them_all() {
-        let first: Vec<Scenario> = (0..50)
+        let first: Vec<Scenario> = (0..100)
             .scan(FaultSequence::new(7), |s, _| Some(s.next_scenario()))
             .collect();
-        let again: Vec<Scenario> = (0..50)
+        let again: Vec<Scenario> = (0..100)
             .scan(FaultSequence::new(7), |s, _| Some(s.next_scenario()))
             .collect();
         assert_eq!(first, again);

@@ -16,7 +16,9 @@ use futures::future::select_all;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior, Sleep};
-use zookeeper_client::{Error as ZkError, SessionInfo, SessionState, StateWatcher};
+use zookeeper_client::{
+    Error as ZkError, EventType, SessionInfo, SessionState, StateWatcher, WatchedEvent,
+};
 
 use super::machine::{
     Command, Effect, ElectionMachine, Following, Input, Now, Observation, Request, Wait,
@@ -99,7 +101,8 @@ struct Waits {
 /// Everything the campaign holds besides the machine and its orders.
 struct Io {
     session: Option<LiveSession>,
-    /// What reopens the last session closed, for [`Effect::Resume`].
+    /// What reopens the last session closed, for [`Effect::Resume`]: kept
+    /// until a server answers a reopen, or a new session is opened.
     ended: Option<SessionInfo>,
     waits: Waits,
     leavers: Vec<oneshot::Sender<()>>,
@@ -189,12 +192,7 @@ impl Driver {
                 tokio::select! {
                     input = optional(own_member.as_mut()) => {
                         *own_member = None;
-                        // A watch fires when the session ends, too.
-                        return if live.session.state().is_terminated() {
-                            Input::SessionEnded
-                        } else {
-                            input
-                        };
+                        return input;
                     }
                     changed = live.state.changed() => {
                         if changed.is_terminated() {
@@ -220,14 +218,7 @@ impl Driver {
                 let watches = std::mem::take(&mut io.waits.following);
                 let current = live.session.state();
                 tokio::select! {
-                    input = first_of(watches) => {
-                        // A watch fires when the session ends, too.
-                        if live.session.state().is_terminated() {
-                            Input::SessionEnded
-                        } else {
-                            input
-                        }
-                    }
+                    input = first_of(watches) => input,
                     () = session_ended(&mut live.state, current) => Input::SessionEnded,
                     order = next_order(orders, leavers) => order,
                 }
@@ -262,7 +253,9 @@ impl Driver {
                 io.ended = None;
                 Some(self.connect(io, None).await)
             }
-            Effect::Resume => Some(match io.ended.take() {
+            // Without a session to reopen (the machine asks only after one
+            // ended, so never in practice), a new one is what is left.
+            Effect::Resume => Some(match io.ended.clone() {
                 Some(ended) => self.connect(io, Some(ended)).await,
                 None => Input::ResumeRefused,
             }),
@@ -318,8 +311,7 @@ impl Driver {
                 Some(match session.watch_member(&member).await {
                     Ok(Some(watch)) => {
                         io.waits.own_member = Some(Box::pin(async move {
-                            watch.changed().await;
-                            Input::OwnMemberChanged
+                            fired(watch.changed().await, Input::OwnMemberChanged)
                         }));
                         Input::OwnMemberWatched
                     }
@@ -447,6 +439,7 @@ impl Driver {
                     session,
                     reporter,
                 });
+                io.ended = None;
                 if resuming {
                     Input::Resumed { negotiated }
                 } else {
@@ -456,7 +449,10 @@ impl Driver {
             // A server answered: the session is gone, or we may not have it.
             Err(ElectionError::ZooKeeper(
                 ZkError::SessionExpired | ZkError::SessionMoved | ZkError::AuthFailed,
-            )) if resuming => Input::ResumeRefused,
+            )) if resuming => {
+                io.ended = None;
+                Input::ResumeRefused
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot reach zookeeper; retrying");
                 self.setup
@@ -482,8 +478,7 @@ impl Driver {
         let mut watches: Vec<Pending> = Vec::new();
         match session.watch_member(predecessor).await {
             Ok(Some(watch)) => watches.push(Box::pin(async move {
-                watch.changed().await;
-                Input::PredecessorGone
+                fired(watch.changed().await, Input::PredecessorGone)
             })),
             // Gone before the watch was set: a departure all the same.
             Ok(None) => return (Input::PredecessorGone, Vec::new()),
@@ -495,8 +490,7 @@ impl Driver {
         if let Some(leader_member) = leader_member {
             match session.watch_member(leader_member).await {
                 Ok(Some(watch)) => watches.push(Box::pin(async move {
-                    watch.changed().await;
-                    Input::LeaderChanged
+                    fired(watch.changed().await, Input::LeaderChanged)
                 })),
                 Ok(None) => return (Input::LeaderChanged, Vec::new()),
                 Err(error) => {
@@ -508,8 +502,7 @@ impl Driver {
         let epoch = match session.watch_epoch().await {
             Ok((epoch, watch)) => {
                 watches.push(Box::pin(async move {
-                    watch.changed().await;
-                    Input::LeaderChanged
+                    fired(watch.changed().await, Input::LeaderChanged)
                 }));
                 Some(epoch)
             }
@@ -591,6 +584,16 @@ async fn first_of(watches: Vec<Pending>) -> Input<Reply> {
         return std::future::pending().await;
     }
     select_all(watches).await.0
+}
+
+/// What a fired watch means: `input`, unless it fired because the session
+/// ended (the client tells its watches before it publishes its state).
+fn fired(event: WatchedEvent, input: Input<Reply>) -> Input<Reply> {
+    if event.event_type == EventType::Session && event.session_state.is_terminated() {
+        Input::SessionEnded
+    } else {
+        input
+    }
 }
 
 /// Whether a session in `state` can serve requests.

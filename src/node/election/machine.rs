@@ -208,7 +208,8 @@ pub enum Input<Q> {
     },
     /// A request failed.
     Failed(Request),
-    /// The session is lost: expired, closed, or disconnected past its timeout.
+    /// The session ended: expired (on the server's word, or the client's
+    /// when no server answered for 7/5 of its timeout), closed or refused.
     SessionEnded,
     /// Time to prove the session alive again (a third of its timeout).
     ConfirmDue,
@@ -404,11 +405,17 @@ pub struct ElectionMachine {
     /// finds us first.
     held: Option<Epoch>,
     succession: Succession,
-    /// Our member in a session that ended on our side: no server answered
-    /// for longer than its timeout, which is the client's guess, not the
-    /// server's word. The next session tries to reopen it first; a restarted
-    /// server counts each session's timeout afresh, so it often still lives.
+    /// Our member in a session that ended by itself rather than by our
+    /// choice. Often the client gave it up (no server answered for 7/5 of its
+    /// timeout), which is its guess, not the server's word: the next session
+    /// tries to reopen it first, and a restarted server counts each session's
+    /// timeout afresh, so it often still lives. (A session the server
+    /// expired costs one refused try.)
     resumable: Option<String>,
+    /// The database fence's epoch, when a takeover found it above the epoch
+    /// held without a session: the next claim goes above it (a resumed
+    /// session must not lead on under the fenced epoch).
+    reclaim_above: Option<Epoch>,
     backoff: Duration,
     connected_at: Option<Instant>,
     negotiated: Duration,
@@ -428,6 +435,7 @@ impl ElectionMachine {
                 previous_leader: None,
             },
             resumable: None,
+            reclaim_above: None,
             backoff: RECONNECT_BACKOFF_MIN,
             connected_at: None,
             negotiated: Duration::ZERO,
@@ -545,7 +553,9 @@ impl ElectionMachine {
                 // from us, or after it restarted: try often enough within it.
                 self.back_off_within(self.negotiated / 4, out)
             }
-            (Phase::Resumed { member }, Input::Observed(Observation::Leader)) => {
+            (Phase::Resumed { member }, Input::Observed(Observation::Leader))
+                if self.reclaim_above.is_none() =>
+            {
                 match self.held.take() {
                     Some(epoch) => self.lead_on_held(member, epoch, out),
                     None => self.observed(member, Observation::Leader, out),
@@ -862,6 +872,19 @@ impl ElectionMachine {
                 self.refuse_confirmation(epoch, reply, out);
                 phase
             }
+            // Without a session, the coordinator's word still counts for the
+            // epoch held: the next session must not lead on under it.
+            (_, Command::Resign) if self.held.is_some() => {
+                if let Some(held) = self.held.take() {
+                    revoke(held, Revocation::SteppedDown, out);
+                }
+                self.resumable = None;
+                phase
+            }
+            (_, Command::ReclaimAbove(floor)) if self.held.is_some() => {
+                self.reclaim_above = self.reclaim_above.max(Some(floor));
+                phase
+            }
             (_, Command::Resign | Command::ReclaimAbove(_) | Command::ForceTakeover { .. }) => {
                 phase
             }
@@ -897,7 +920,7 @@ impl ElectionMachine {
             Observation::Leader => {
                 out.push(Effect::ClaimEpoch {
                     member: member.clone(),
-                    floor: Epoch::ZERO,
+                    floor: self.reclaim_above.take().unwrap_or(Epoch::ZERO),
                 });
                 Phase::Claiming { member }
             }
@@ -983,7 +1006,10 @@ impl ElectionMachine {
     /// claimed since: a member claims only while it is first, a forced
     /// takeover deletes the leader's member first, and ours, older than any
     /// member that could have been first, lived on in the same session. The
-    /// database fence stays the guard should that reasoning ever be wrong.
+    /// read that found it first follows a `sync` (the driver's, after every
+    /// reopen), so a lagging server of an ensemble cannot show a member
+    /// another node already deleted. The database fence stays the guard
+    /// should that reasoning ever be wrong.
     fn lead_on_held<Q>(&mut self, member: String, epoch: Epoch, out: &mut Vec<Effect<Q>>) -> Phase {
         tracing::info!(%epoch, %member, "leading on: zookeeper kept our session and member");
         out.push(Effect::ObserveLeader(Some(NamedLeader {
@@ -2264,6 +2290,42 @@ mod tests {
                 floor: Epoch::ZERO
             }]
         );
+    }
+
+    #[test]
+    fn a_resignation_without_a_session_ends_the_held_epoch_and_the_session_is_not_reopened() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        assert_eq!(
+            node.step(Input::Command(Command::Resign)),
+            [Effect::Revoke {
+                epoch: Epoch(7),
+                why: Revocation::SteppedDown
+            }]
+        );
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Connect]);
+    }
+
+    #[test]
+    fn a_fenced_takeover_without_a_session_makes_the_reopened_leader_claim_above_the_fence() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        assert_eq!(
+            node.step(Input::Command(Command::ReclaimAbove(Epoch(9)))),
+            []
+        );
+        node.reopened();
+        assert_eq!(
+            node.step(Input::Observed(Observation::Leader)),
+            [Effect::ClaimEpoch {
+                member: "member-1".into(),
+                floor: Epoch(9)
+            }]
+        );
+        assert_eq!(node.grant(10).epoch, Epoch(10));
+        assert_eq!(node.machine.held, None);
     }
 
     #[test]

@@ -88,16 +88,23 @@ impl ElectionSession {
     /// lives is the server's word: it keeps a session for one timeout after
     /// it last heard from the client, counted afresh when a server restarts,
     /// and refuses with [`ZkError::SessionExpired`] once it expired it.
+    ///
+    /// Creates nothing (the session's member proves the directories exist),
+    /// so nothing can fail after the handshake: a reopened client dropped on
+    /// an error would close the very session it reopened. Then it syncs, so
+    /// what it reads next is as fresh as the ensemble's leader; a failed sync
+    /// surfaces as the next read's failure.
     pub async fn reopen(
         zookeeper: &ZookeeperConfig,
         session_timeout: Duration,
         cluster: &str,
         ended: SessionInfo,
     ) -> Result<Self, ElectionError> {
-        Self::open(zookeeper, session_timeout, cluster, Some(ended))
-            .await?
-            .prepare(zookeeper, cluster)
-            .await
+        let session = Self::open(zookeeper, session_timeout, cluster, Some(ended)).await?;
+        if let Err(error) = session.client.sync(&session.election_path).await {
+            tracing::warn!(%error, "could not sync the reopened session");
+        }
+        Ok(session)
     }
 
     /// What reopens this session: its id and password.
