@@ -80,7 +80,7 @@ pub enum LabCommand {
         /// Directory for report.json, timeline.svg, acked.txt and logs.
         #[arg(long, default_value = "drill-results")]
         out: PathBuf,
-        /// How long Redis and PostgreSQL stay down in their outage scenarios.
+        /// How long Redis, PostgreSQL and ZooKeeper stay down in their outage scenarios.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         outage: Duration,
         /// The script that started the infrastructure (stops and starts it).

@@ -43,7 +43,7 @@ pub struct DrillPlan {
     pub postgres_url: String,
     /// `scripts/infra`, for the dependency outages.
     pub infra_script: PathBuf,
-    /// How long Redis and PostgreSQL stay down in their outages.
+    /// How long Redis, PostgreSQL and ZooKeeper stay down in their outages.
     pub outage: Duration,
     /// ZooKeeper's client port.
     pub zookeeper_port: u16,

@@ -145,7 +145,7 @@ pub struct FaultContext {
     pub postgres_url: String,
     /// Stops and starts dependencies.
     pub infra: InfraControl,
-    /// How long Redis and PostgreSQL stay down.
+    /// How long Redis, PostgreSQL and ZooKeeper stay down.
     pub outage: Duration,
     /// ZooKeeper's client port (what a ZooKeeper cut drops).
     pub zookeeper_port: u16,

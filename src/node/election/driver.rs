@@ -253,14 +253,14 @@ impl Driver {
                 io.ended = None;
                 Some(self.connect(io, None).await)
             }
-            // Without a session to reopen (the machine asks only after one
-            // ended, so never in practice), a new one is what is left.
+            // Nothing to reopen (the session dropped was live and would be
+            // closed, or there was none): a new one is what is left.
             Effect::Resume => Some(match io.ended.clone() {
                 Some(ended) => self.connect(io, Some(ended)).await,
                 None => Input::ResumeRefused,
             }),
             Effect::CloseSession => {
-                io.ended = io.session.take().map(|live| live.session.info());
+                io.ended = io.session.take().and_then(|live| live.session.reopenable());
                 self.setup
                     .events
                     .connectivity

@@ -457,6 +457,7 @@ impl ElectionMachine {
         }
         // The old driver's session went with it.
         self.resumable = None;
+        self.reclaim_above = None;
         self.backoff = RECONNECT_BACKOFF_MIN;
         self.connected_at = None;
         self.phase = Phase::AwaitingSchema;
@@ -650,9 +651,9 @@ impl ElectionMachine {
                 self.end_leadership(epoch, Revocation::MemberDeleted, now, out)
             }
             // The first watch could not even be set: ZooKeeper is unreachable,
-            // not proven to have deleted us. Lead on under the database fence.
-            Input::Failed(Request::WatchOwnMember) => self.hold(epoch, now, out),
-            Input::SessionEnded => {
+            // not proven to have deleted us. Lead on under the database fence,
+            // and keep the member if the session can be reopened.
+            Input::Failed(Request::WatchOwnMember) | Input::SessionEnded => {
                 let phase = self.hold(epoch, now, out);
                 self.resumable = Some(member);
                 phase
@@ -1006,10 +1007,12 @@ impl ElectionMachine {
     /// claimed since: a member claims only while it is first, a forced
     /// takeover deletes the leader's member first, and ours, older than any
     /// member that could have been first, lived on in the same session. The
-    /// read that found it first follows a `sync` (the driver's, after every
-    /// reopen), so a lagging server of an ensemble cannot show a member
-    /// another node already deleted. The database fence stays the guard
-    /// should that reasoning ever be wrong.
+    /// read that found it first follows a successful `sync` (a reopen fails
+    /// without one), ZooKeeper's own recipe level of freshness, which is not
+    /// linearizable: a server that lost its leader right after the sync could
+    /// still serve an older view. The database fence guards the commits
+    /// should that ever happen; the lease would be wrong until the next
+    /// confirmation fails.
     fn lead_on_held<Q>(&mut self, member: String, epoch: Epoch, out: &mut Vec<Effect<Q>>) -> Phase {
         tracing::info!(%epoch, %member, "leading on: zookeeper kept our session and member");
         out.push(Effect::ObserveLeader(Some(NamedLeader {
@@ -1116,13 +1119,26 @@ impl ElectionMachine {
                 "election input the phase did not expect; reconnecting"
             );
         }
-        if let Phase::Leading { epoch, .. } = phase {
-            return self.hold(epoch, now, out);
-        }
-        if matches!(phase, Phase::Connecting) {
-            return self.back_off(out);
-        }
-        self.reconnect(now, out)
+        // A failed request leaves the session alive as far as we know: the
+        // next one reopens it if the driver can (it cannot once it dropped a
+        // live session it would close), so our member keeps its place.
+        let keep = match (&phase, &input) {
+            (
+                Phase::Leading { member, .. }
+                | Phase::Following { member, .. }
+                | Phase::Member { member }
+                | Phase::Resumed { member },
+                Input::Failed(_),
+            ) => Some(member.clone()),
+            _ => None,
+        };
+        let next = match phase {
+            Phase::Leading { epoch, .. } => self.hold(epoch, now, out),
+            Phase::Connecting => return self.back_off(out),
+            _ => self.reconnect(now, out),
+        };
+        self.resumable = keep;
+        next
     }
 }
 
@@ -1446,7 +1462,9 @@ mod tests {
         let mut node = Harness::new();
         node.joined("member-1");
         assert_eq!(node.step(Input::Failed(Request::Observe)), reconnect(100));
-        node.step(Input::BackoffElapsed);
+        // A failed read keeps the member, if the driver can reopen the session.
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+        assert_eq!(node.step(Input::ResumeRefused), [Effect::Connect]);
         node.step(Input::Connected {
             negotiated: SESSION,
         });
@@ -2326,6 +2344,25 @@ mod tests {
         );
         assert_eq!(node.grant(10).epoch, Epoch(10));
         assert_eq!(node.machine.held, None);
+    }
+
+    #[test]
+    fn a_request_failing_on_a_reopened_session_reopens_it_again() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        node.reopened();
+        assert_eq!(node.step(Input::Failed(Request::Observe)), reconnect(200));
+        node.reopened();
+        node.step(Input::Observed(Observation::Leader));
+        // Led on under the held epoch; its first watch fails: held again,
+        // and the same session is tried once more.
+        assert_eq!(
+            node.step(Input::Failed(Request::WatchOwnMember)),
+            reconnect(400)
+        );
+        assert_eq!(node.machine.held, Some(Epoch(7)));
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
     }
 
     #[test]

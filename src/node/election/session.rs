@@ -67,6 +67,8 @@ pub struct ElectionSession {
     acls: Acls<'static>,
     election_path: String,
     epoch_path: String,
+    /// Reopened, and detached: dropping it leaves the session open.
+    reopened: bool,
 }
 
 impl ElectionSession {
@@ -89,11 +91,10 @@ impl ElectionSession {
     /// it last heard from the client, counted afresh when a server restarts,
     /// and refuses with [`ZkError::SessionExpired`] once it expired it.
     ///
-    /// Creates nothing (the session's member proves the directories exist),
-    /// so nothing can fail after the handshake: a reopened client dropped on
-    /// an error would close the very session it reopened. Then it syncs, so
-    /// what it reads next is as fresh as the ensemble's leader; a failed sync
-    /// surfaces as the next read's failure.
+    /// Creates nothing (the session's member proves the directories exist).
+    /// Then it syncs, so what it reads next is as fresh as the ensemble's
+    /// leader; without a sync it fails, and the next try reopens again (the
+    /// client is detached: dropping it leaves the session open).
     pub async fn reopen(
         zookeeper: &ZookeeperConfig,
         session_timeout: Duration,
@@ -101,15 +102,17 @@ impl ElectionSession {
         ended: SessionInfo,
     ) -> Result<Self, ElectionError> {
         let session = Self::open(zookeeper, session_timeout, cluster, Some(ended)).await?;
-        if let Err(error) = session.client.sync(&session.election_path).await {
-            tracing::warn!(%error, "could not sync the reopened session");
-        }
+        session.client.sync(&session.election_path).await?;
         Ok(session)
     }
 
-    /// What reopens this session: its id and password.
-    pub fn info(&self) -> SessionInfo {
-        self.client.session().clone()
+    /// What reopens this session once it is dropped, if it may be: a
+    /// session that ended, or a reopened (detached) one. Dropping any other
+    /// live client closes its session, soon or when it reconnects, so it must
+    /// not be reopened.
+    pub fn reopenable(&self) -> Option<SessionInfo> {
+        (self.reopened || self.client.state().is_terminated())
+            .then(|| self.client.session().clone())
     }
 
     /// Creates the election directory and epoch znode if missing, and closes
@@ -171,10 +174,16 @@ impl ElectionSession {
         let mut connector = Client::connector()
             .with_session_timeout(session_timeout)
             .with_connection_timeout(session_timeout.max(Duration::from_secs(1)));
+        let reopened = ended.is_some();
         if let Some(ended) = ended {
             // One try per server: the election's own backoff paces the next,
             // more often than the client's own (up to 3.2 s between tries).
-            connector = connector.with_session(ended).with_fail_eagerly();
+            // Detached: dropping a reopened client after a failed request
+            // must not close the session the next try reopens.
+            connector = connector
+                .with_session(ended)
+                .with_fail_eagerly()
+                .with_detached();
         }
         let acls = if zookeeper.digest_auth.is_empty() {
             Acls::anyone_all()
@@ -207,6 +216,7 @@ impl ElectionSession {
             epoch_path: format!("{cluster_path}/epoch"),
             acls,
             client,
+            reopened,
         })
     }
 
