@@ -81,6 +81,8 @@ struct LiveSession {
     session: ElectionSession,
     state: StateWatcher,
     reporter: JoinHandle<()>,
+    /// The campaign saw it end (a watch can tell before the client's state).
+    ended: bool,
 }
 
 impl Drop for LiveSession {
@@ -132,6 +134,11 @@ impl Driver {
                 }
             }
             let input = self.wait(&mut io).await;
+            if matches!(input, Input::SessionEnded) {
+                if let Some(live) = io.session.as_mut() {
+                    live.ended = true;
+                }
+            }
             effects.extend(self.step(input));
         }
     }
@@ -260,7 +267,10 @@ impl Driver {
                 None => Input::ResumeRefused,
             }),
             Effect::CloseSession => {
-                io.ended = io.session.take().and_then(|live| live.session.reopenable());
+                io.ended = io
+                    .session
+                    .take()
+                    .and_then(|live| live.session.reopenable(live.ended));
                 self.setup
                     .events
                     .connectivity
@@ -438,6 +448,7 @@ impl Driver {
                     state: session.state_watcher(),
                     session,
                     reporter,
+                    ended: false,
                 });
                 io.ended = None;
                 if resuming {

@@ -29,6 +29,10 @@ pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A session that lived this long resets the wait: it failed, but not at once.
 pub const RECONNECT_BACKOFF_RESET: Duration = Duration::from_secs(30);
+/// Reopens in a row that did not complete a round (our member watched as
+/// leader, or a follower's watches set) before a new session is opened: a
+/// failure that repeats on a reopened session is not the network's.
+pub const REOPENS_WITHOUT_PROGRESS: u32 = 3;
 
 /// When an input happened, on the monotonic clock (leases, backoff) and the
 /// wall clock (the detection time a failover record carries).
@@ -243,7 +247,8 @@ pub enum Effect<Q> {
     /// Reopen the session that ended; answer [`Input::Resumed`],
     /// [`Input::ResumeRefused`] or [`Input::ConnectFailed`].
     Resume,
-    /// Close the session (its ephemeral members go with it).
+    /// Drop the session: an attached one closes, and its ephemeral members go
+    /// with it; a reopened (detached) one lives until the server expires it.
     CloseSession,
     /// Wait this long, then answer [`Input::BackoffElapsed`].
     Sleep(Duration),
@@ -404,18 +409,25 @@ pub struct ElectionMachine {
     /// when the next session finds another member first, replaced when it
     /// finds us first.
     held: Option<Epoch>,
+    /// The member `held` was led under: only that member may lead on under
+    /// it (a newer member of ours may find itself first after another node
+    /// claimed and left).
+    held_member: Option<String>,
     succession: Succession,
-    /// Our member in a session that ended by itself rather than by our
-    /// choice. Often the client gave it up (no server answered for 7/5 of its
-    /// timeout), which is its guess, not the server's word: the next session
-    /// tries to reopen it first, and a restarted server counts each session's
-    /// timeout afresh, so it often still lives. (A session the server
-    /// expired costs one refused try.)
+    /// Our member in a session we did not mean to give up: it ended by
+    /// itself, or a request on it failed. Often the client gave it up (no
+    /// server answered for 7/5 of its timeout), which is its guess, not the
+    /// server's word: the next session tries to reopen it first, and a
+    /// restarted server counts each session's timeout afresh, so it often
+    /// still lives. (A session the server expired costs one refused try; one
+    /// the driver cannot reopen safely, none.)
     resumable: Option<String>,
     /// The database fence's epoch, when a takeover found it above the epoch
     /// held without a session: the next claim goes above it (a resumed
     /// session must not lead on under the fenced epoch).
     reclaim_above: Option<Epoch>,
+    /// Sessions reopened since a round last completed.
+    reopens: u32,
     backoff: Duration,
     connected_at: Option<Instant>,
     negotiated: Duration,
@@ -429,6 +441,7 @@ impl ElectionMachine {
             instance_id,
             phase: Phase::AwaitingSchema,
             held: None,
+            held_member: None,
             succession: Succession {
                 reason: TakeoverReason::InitialElection,
                 detected_at: now.wall,
@@ -436,6 +449,7 @@ impl ElectionMachine {
             },
             resumable: None,
             reclaim_above: None,
+            reopens: 0,
             backoff: RECONNECT_BACKOFF_MIN,
             connected_at: None,
             negotiated: Duration::ZERO,
@@ -450,6 +464,7 @@ impl ElectionMachine {
     pub fn restart(&mut self, now: Now) {
         if let Phase::Leading { epoch, .. } = self.phase {
             self.held = Some(epoch);
+            self.held_member = None;
             self.lost_leadership(now);
         } else {
             self.succession.reason = TakeoverReason::InitialElection;
@@ -529,6 +544,7 @@ impl ElectionMachine {
                 }
             },
             (Phase::Connecting, Input::Connected { negotiated }) => {
+                self.reopens = 0;
                 self.connected_at = Some(now.instant);
                 self.negotiated = negotiated;
                 join(out)
@@ -536,6 +552,7 @@ impl ElectionMachine {
             (Phase::Connecting, Input::ConnectFailed) => self.back_off(out),
             (Phase::Resuming { member }, Input::Resumed { negotiated }) => {
                 tracing::info!(%member, "zookeeper kept our session: reopened it");
+                self.reopens += 1;
                 self.connected_at = Some(now.instant);
                 self.negotiated = negotiated;
                 out.push(Effect::Observe {
@@ -544,7 +561,7 @@ impl ElectionMachine {
                 Phase::Resumed { member }
             }
             (Phase::Resuming { .. }, Input::ResumeRefused) => {
-                tracing::info!("zookeeper expired our session; opening a new one");
+                tracing::info!("the session cannot be reopened (expired, or closed when dropped); opening a new one");
                 out.push(Effect::Connect);
                 Phase::Connecting
             }
@@ -554,11 +571,14 @@ impl ElectionMachine {
                 // from us, or after it restarted: try often enough within it.
                 self.back_off_within(self.negotiated / 4, out)
             }
-            (Phase::Resumed { member }, Input::Observed(Observation::Leader))
-                if self.reclaim_above.is_none() =>
-            {
-                match self.held.take() {
-                    Some(epoch) => self.lead_on_held(member, epoch, out),
+            (Phase::Resumed { member }, Input::Observed(Observation::Leader)) => {
+                let leads_on = self.reclaim_above.is_none()
+                    && self.held_member.as_deref() == Some(member.as_str());
+                match self.held.filter(|_| leads_on) {
+                    Some(epoch) => {
+                        self.held = None;
+                        self.lead_on_held(member, epoch, out)
+                    }
                     None => self.observed(member, Observation::Leader, out),
                 }
             }
@@ -633,6 +653,7 @@ impl ElectionMachine {
         let (member, epoch, watched) = (member.clone(), *epoch, *watched);
         match input {
             Input::OwnMemberWatched | Input::OwnMemberChanged => {
+                self.reopens = 0;
                 if matches!(input, Input::OwnMemberChanged) {
                     out.push(Effect::WatchOwnMember {
                         member: member.clone(),
@@ -654,9 +675,8 @@ impl ElectionMachine {
             // not proven to have deleted us. Lead on under the database fence,
             // and keep the member if the session can be reopened.
             Input::Failed(Request::WatchOwnMember) | Input::SessionEnded => {
-                let phase = self.hold(epoch, now, out);
-                self.resumable = Some(member);
-                phase
+                self.hold(epoch, &member, now);
+                self.reconnect_keeping(member, now, out)
             }
             Input::ConfirmDue => {
                 out.push(Effect::Confirm {
@@ -696,9 +716,10 @@ impl ElectionMachine {
                     Some(false) => {
                         self.end_leadership(epoch, Revocation::HeartbeatRefusedMemberGone, now, out)
                     }
-                    // ZooKeeper cannot vouch for us: step down, and close the
+                    // ZooKeeper cannot vouch for us: step down, and drop the
                     // session rather than delete the member over a connection
-                    // that does not answer.
+                    // that does not answer (a reopened, detached session then
+                    // keeps the member until the server expires it).
                     None => {
                         revoke(epoch, Revocation::HeartbeatRefusedUnconfirmed, out);
                         self.lost_leadership(now);
@@ -746,6 +767,7 @@ impl ElectionMachine {
         };
         match input {
             Input::FollowWatchesSet { epoch } => {
+                self.reopens = 0;
                 out.push(Effect::ObserveLeader(
                     leader
                         .clone()
@@ -778,12 +800,7 @@ impl ElectionMachine {
                 }
                 observe(member.clone(), out)
             }
-            Input::SessionEnded => {
-                let member = member.clone();
-                let phase = self.reconnect(now, out);
-                self.resumable = Some(member);
-                phase
-            }
+            Input::SessionEnded => self.reconnect_keeping(member.clone(), now, out),
             input => self.unexpected(phase, input, now, out),
         }
     }
@@ -1043,13 +1060,14 @@ impl ElectionMachine {
         join(out)
     }
 
-    /// Our session is gone while leading: lead on under `epoch` (the database
-    /// fence refuses it once a successor takes over) and campaign again.
-    fn hold<Q>(&mut self, epoch: Epoch, now: Now, out: &mut Vec<Effect<Q>>) -> Phase {
+    /// Our session is gone while leading `member`: lead on under `epoch`
+    /// (the database fence refuses it once a successor takes over) until the
+    /// next session decides.
+    fn hold(&mut self, epoch: Epoch, member: &str, now: Now) {
         tracing::warn!(%epoch, "zookeeper session lost while leading; leading on under the database fence until a new session decides");
         self.held = Some(epoch);
+        self.held_member = Some(member.to_owned());
         self.lost_leadership(now);
-        self.reconnect(now, out)
     }
 
     /// Whatever ended it, leadership was lost now: if this node wins again,
@@ -1067,6 +1085,31 @@ impl ElectionMachine {
     /// refused operation) must not open thousands of sessions against a
     /// shared server. Only a session that lived long resets the wait.
     fn reconnect<Q>(&mut self, now: Now, out: &mut Vec<Effect<Q>>) -> Phase {
+        self.drop_session(now, out);
+        self.back_off(out)
+    }
+
+    /// Drops the session but keeps `member`: the next session reopens this
+    /// one if the driver can, soon enough that a server still holds it
+    /// (within a quarter of its timeout). After [`REOPENS_WITHOUT_PROGRESS`]
+    /// reopens that completed no round, a new session instead.
+    fn reconnect_keeping<Q>(
+        &mut self,
+        member: String,
+        now: Now,
+        out: &mut Vec<Effect<Q>>,
+    ) -> Phase {
+        if self.reopens >= REOPENS_WITHOUT_PROGRESS {
+            tracing::warn!(%member, reopens = self.reopens, "reopened sessions keep failing; opening a new one");
+            self.reopens = 0;
+            return self.reconnect(now, out);
+        }
+        self.drop_session(now, out);
+        self.resumable = Some(member);
+        self.back_off_within(self.negotiated / 4, out)
+    }
+
+    fn drop_session<Q>(&mut self, now: Now, out: &mut Vec<Effect<Q>>) {
         if self
             .connected_at
             .take()
@@ -1077,7 +1120,6 @@ impl ElectionMachine {
         self.resumable = None;
         out.push(Effect::CloseSession);
         out.push(Effect::ObserveLeader(None));
-        self.back_off(out)
     }
 
     fn back_off<Q>(&mut self, out: &mut Vec<Effect<Q>>) -> Phase {
@@ -1103,8 +1145,9 @@ impl ElectionMachine {
         Phase::Stopped
     }
 
-    /// An answer the phase did not ask for, or a failed request: the driver
-    /// and the machine disagree about the session, so start a fresh one.
+    /// An answer the phase did not ask for (the driver and the machine
+    /// disagree about the session: start a fresh one), or a failed request
+    /// (keep our member if the session can be reopened).
     fn unexpected<Q: Debug>(
         &mut self,
         phase: Phase,
@@ -1122,7 +1165,7 @@ impl ElectionMachine {
         // A failed request leaves the session alive as far as we know: the
         // next one reopens it if the driver can (it cannot once it dropped a
         // live session it would close), so our member keeps its place.
-        let keep = match (&phase, &input) {
+        let kept = match (&phase, &input) {
             (
                 Phase::Leading { member, .. }
                 | Phase::Following { member, .. }
@@ -1132,13 +1175,14 @@ impl ElectionMachine {
             ) => Some(member.clone()),
             _ => None,
         };
-        let next = match phase {
-            Phase::Leading { epoch, .. } => self.hold(epoch, now, out),
-            Phase::Connecting => return self.back_off(out),
-            _ => self.reconnect(now, out),
-        };
-        self.resumable = keep;
-        next
+        if let Phase::Leading { epoch, member, .. } = &phase {
+            self.hold(*epoch, member, now);
+        }
+        match (phase, kept) {
+            (Phase::Connecting, _) => self.back_off(out),
+            (_, Some(member)) => self.reconnect_keeping(member, now, out),
+            (_, None) => self.reconnect(now, out),
+        }
     }
 }
 
@@ -2352,17 +2396,41 @@ mod tests {
         node.leading(7);
         node.step(Input::SessionEnded);
         node.reopened();
-        assert_eq!(node.step(Input::Failed(Request::Observe)), reconnect(200));
+        // Within a quarter of the session, whatever the backoff grew to: the
+        // server holds the session one timeout after it last heard from us.
+        assert_eq!(node.step(Input::Failed(Request::Observe)), reconnect(100));
         node.reopened();
         node.step(Input::Observed(Observation::Leader));
         // Led on under the held epoch; its first watch fails: held again,
         // and the same session is tried once more.
         assert_eq!(
             node.step(Input::Failed(Request::WatchOwnMember)),
-            reconnect(400)
+            reconnect(100)
         );
         assert_eq!(node.machine.held, Some(Epoch(7)));
-        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Resume]);
+        node.reopened();
+        // A third reopen that completes no round: the failure is not the
+        // network's, so a new session follows, after the grown backoff.
+        assert_eq!(node.step(Input::Failed(Request::Observe)), reconnect(800));
+        assert_eq!(node.step(Input::BackoffElapsed), [Effect::Connect]);
+    }
+
+    #[test]
+    fn only_the_member_an_epoch_was_held_under_leads_on_under_it() {
+        let mut node = Harness::new();
+        node.held_and_reconnected(7);
+        // The new session's member (member-5) fails a read and is reopened:
+        // finding itself first (the other leader left meanwhile) it claims a
+        // new epoch rather than lead on under the one member-1 held.
+        node.step(Input::Failed(Request::Observe));
+        node.reopened();
+        assert_eq!(
+            node.step(Input::Observed(Observation::Leader)),
+            [Effect::ClaimEpoch {
+                member: "member-5".into(),
+                floor: Epoch::ZERO
+            }]
+        );
     }
 
     #[test]

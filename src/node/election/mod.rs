@@ -6,7 +6,10 @@
 //! our member znode is deleted (a standby forced a takeover, or the session
 //! expired), when the session is lost, when the database fence refuses a
 //! commit, or when asked to resign; a leader merely disconnected from
-//! ZooKeeper leads on, and the node then joins again at the back of the line.
+//! ZooKeeper leads on. A session the client gave up, or on which a request
+//! failed, is reopened first: the server decides whether it (and our member,
+//! with its place in line) lives; only a session it refuses is replaced by a
+//! new one, which joins again at the back of the line.
 //!
 //! Every member knows the current leader at all times ([`LeaderObserved`](crate::node::messages::LeaderObserved)),
 //! and the leader proves its session alive every third of a session timeout

@@ -5,8 +5,11 @@
 //! Over TLS (`zookeeper.tls_ca_file`) every server is reached on its secure
 //! port and verified; a client certificate is presented when configured.
 //!
-//! Dropping the session closes it at once (CloseSession), so a node that leaves
-//! gracefully hands over in milliseconds instead of one session timeout.
+//! Dropping a session closes it at once (CloseSession), so a node that leaves
+//! gracefully hands over in milliseconds instead of one session timeout;
+//! except a reopened session, which is detached so that a failed request
+//! cannot close what the next reopen needs: it lives until the server expires
+//! it, and a node leaving deletes its member explicitly.
 
 use std::time::Duration;
 
@@ -107,11 +110,11 @@ impl ElectionSession {
     }
 
     /// What reopens this session once it is dropped, if it may be: a
-    /// session that ended, or a reopened (detached) one. Dropping any other
-    /// live client closes its session, soon or when it reconnects, so it must
-    /// not be reopened.
-    pub fn reopenable(&self) -> Option<SessionInfo> {
-        (self.reopened || self.client.state().is_terminated())
+    /// session that `ended` (or whose client says so), or a reopened
+    /// (detached) one. Dropping any other live client closes its session,
+    /// soon or when it reconnects, so it must not be reopened.
+    pub fn reopenable(&self, ended: bool) -> Option<SessionInfo> {
+        (ended || self.reopened || self.client.state().is_terminated())
             .then(|| self.client.session().clone())
     }
 
