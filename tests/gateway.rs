@@ -482,12 +482,17 @@ async fn a_discovering_gateway_follows_the_nodes_through_zookeeper() {
         urls.sort();
         urls
     };
-    let first = status().await;
     let mut expected: Vec<String> = (0..2)
         .map(|slot| cluster.node(slot).base_url.clone())
         .collect();
     expected.sort();
-    assert_eq!(urls(&first), expected, "{first}");
+    // The standby may join the election after the gateway first reads it
+    // (a CI run: 80 ms later); its member must then appear.
+    let first = eventually(Duration::from_secs(10), "both nodes listed", || async {
+        let status = status().await;
+        (urls(&status) == expected).then_some(status)
+    })
+    .await;
     assert_eq!(first["leadersClaimed"], 1, "{first}");
     assert_eq!(
         first["leader"]["url"],
