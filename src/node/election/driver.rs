@@ -105,7 +105,7 @@ struct Io {
     session: Option<LiveSession>,
     /// What reopens the last session closed, for [`Effect::Resume`]: kept
     /// until a server answers a reopen, or a new session is opened.
-    ended: Option<SessionInfo>,
+    to_reopen: Option<SessionInfo>,
     waits: Waits,
     leavers: Vec<oneshot::Sender<()>>,
 }
@@ -115,7 +115,7 @@ impl Driver {
     pub(super) async fn run(mut self) {
         let mut io = Io {
             session: None,
-            ended: None,
+            to_reopen: None,
             waits: Waits::default(),
             leavers: Vec::new(),
         };
@@ -257,17 +257,17 @@ impl Driver {
         }
         match effect {
             Effect::Connect => {
-                io.ended = None;
+                io.to_reopen = None;
                 Some(self.connect(io, None).await)
             }
             // Nothing to reopen (the session dropped was live and would be
             // closed, or there was none): a new one is what is left.
-            Effect::Resume => Some(match io.ended.clone() {
+            Effect::Resume => Some(match io.to_reopen.clone() {
                 Some(ended) => self.connect(io, Some(ended)).await,
                 None => Input::ResumeRefused,
             }),
             Effect::CloseSession => {
-                io.ended = io
+                io.to_reopen = io
                     .session
                     .take()
                     .and_then(|live| live.session.reopenable(live.ended));
@@ -450,7 +450,7 @@ impl Driver {
                     reporter,
                     ended: false,
                 });
-                io.ended = None;
+                io.to_reopen = None;
                 if resuming {
                     Input::Resumed { negotiated }
                 } else {
@@ -461,7 +461,7 @@ impl Driver {
             Err(ElectionError::ZooKeeper(
                 ZkError::SessionExpired | ZkError::SessionMoved | ZkError::AuthFailed,
             )) if resuming => {
-                io.ended = None;
+                io.to_reopen = None;
                 Input::ResumeRefused
             }
             Err(error) => {

@@ -125,16 +125,12 @@ impl ElectionSession {
         zookeeper: &ZookeeperConfig,
         cluster: &str,
     ) -> Result<Self, ElectionError> {
-        let session = self;
         let cluster_path = format!("{}/{cluster}", zookeeper.root);
-        let persistent = CreateMode::Persistent.with_acls(session.acls);
-        session
+        let persistent = CreateMode::Persistent.with_acls(self.acls);
+        self.client.mkdir(&self.election_path, &persistent).await?;
+        match self
             .client
-            .mkdir(&session.election_path, &persistent)
-            .await?;
-        match session
-            .client
-            .create(&session.epoch_path, b"0", &persistent)
+            .create(&self.epoch_path, b"0", &persistent)
             .await
         {
             Ok(_) | Err(ZkError::NodeExists) => {}
@@ -147,13 +143,13 @@ impl ElectionSession {
             // clusters that use other credentials or none.
             for path in [
                 cluster_path,
-                session.election_path.clone(),
-                session.epoch_path.clone(),
+                self.election_path.clone(),
+                self.epoch_path.clone(),
             ] {
-                session.close_open_acl(&path).await?;
+                self.close_open_acl(&path).await?;
             }
         }
-        Ok(session)
+        Ok(self)
     }
 
     /// Connects like [`ElectionSession::connect`] but creates nothing: a
