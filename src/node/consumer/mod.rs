@@ -203,6 +203,10 @@ impl ConsumeLoop {
             return;
         }
         let mut refreshed_at = tokio::time::Instant::now();
+        // The term's first batch does not linger: the records that came in
+        // during the hand-over are already waiting, and lingering would only
+        // add to the time they have waited.
+        let mut linger = Duration::ZERO;
         while !*self.stop.borrow() {
             if refreshed_at.elapsed() >= PARTITION_REFRESH_INTERVAL {
                 refreshed_at = tokio::time::Instant::now();
@@ -238,7 +242,7 @@ impl ConsumeLoop {
                 records = self.settings.reader.next_batch(
                     self.settings.batch_max_events,
                     self.settings.batch_max_bytes,
-                    self.settings.batch_linger,
+                    linger,
                     PARTITION_REFRESH_INTERVAL,
                 ) => records,
             };
@@ -264,6 +268,7 @@ impl ConsumeLoop {
             if !self.commit(&partitions, records).await {
                 return;
             }
+            linger = self.settings.batch_linger;
         }
     }
 
