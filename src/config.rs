@@ -193,6 +193,8 @@ pub struct NodeConfig {
     /// 1 GB message limit.
     pub batch_max_bytes: usize,
     /// Longest a partial batch waits for more events before it is committed.
+    /// A term's first batch does not wait: it takes what the term found
+    /// waiting, so a takeover's backlog is not delayed further.
     pub batch_linger_ms: u64,
     /// Least time between two state snapshots written to Redis.
     pub snapshot_interval_ms: u64,

@@ -23,10 +23,18 @@ async fn short_drills_of_sigkill_sigterm_and_sigstop_lose_and_duplicate_nothing(
         for cycle in cycles {
             assert!(cycle["epoch_after"].as_i64() > cycle["epoch_before"].as_i64());
             assert!(cycle["rto_ms"].as_i64().is_some_and(|ms| ms > 0));
+            // The successor notices, then leads, then commits: one clock
+            // (this host's) orders the three.
+            let detection = cycle["detection_ms"].as_i64().expect("detection");
+            let leading = cycle["leading_ms"].as_i64().expect("leading");
+            assert!(
+                detection <= leading && cycle["rto_ms"].as_i64() >= Some(leading),
+                "{cycle}"
+            );
             // What each path reports, in CI's log (timing is measured, not asserted).
             eprintln!(
-                "{scenario}: RTO {} ms, detection {} ms, reason {}",
-                cycle["rto_ms"], cycle["detection_ms"], cycle["takeover_reason"]
+                "{scenario}: RTO {} ms, detection {detection} ms, leading {leading} ms, reason {}",
+                cycle["rto_ms"], cycle["takeover_reason"]
             );
             if scenario == "sigkill" {
                 // A dead process is seen through its refused address, not

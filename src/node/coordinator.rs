@@ -2,10 +2,10 @@
 //! actors through Recipients ([`CoordinatorPeers`]) and Kafka through
 //! [`Consuming`], so its tests stand in-memory fakes in for all of them.
 //!
-//! Leadership is a message: [`LeadershipGranted`] starts a takeover — load the
-//! Redis snapshot (fast, advisory), raise the database fence and read the stored
-//! offsets in one transaction, reconcile the two (PostgreSQL wins), then start a
-//! ConsumerActor for that epoch and record the failover. [`LeadershipRevoked`]
+//! Leadership is a message: [`LeadershipGranted`] starts a takeover — raise the
+//! database fence and read the stored offsets in one transaction while the
+//! Redis snapshot (advisory) is read beside it, reconcile the two (PostgreSQL
+//! wins), then start a ConsumerActor for that epoch and record the failover. [`LeadershipRevoked`]
 //! and [`ConsumerFenced`] stop the consumer at once. A message of an older epoch
 //! is dropped with a debug log; what makes that safe is the fence, not the check.
 //!
@@ -394,8 +394,12 @@ impl Handler<LeadershipGranted> for NodeCoordinator {
                     tracing::warn!(%epoch, "the previous term's consumer did not stop in time");
                 }
             }
-            // The snapshot is only compared with what PostgreSQL returns, so
-            // its read from Redis need not add to the takeover's time.
+            // The snapshot does not decide where reading starts (PostgreSQL's
+            // offsets do), so its read from Redis need not add to the
+            // takeover's time. What it carries (the processed count, the
+            // custom state) was written after commits, so a snapshot read
+            // during the transaction is never ahead of the database; one that
+            // is not believed is dropped by the reconciliation.
             let snapshot = async {
                 match snapshots.send(LoadSnapshot).await {
                     Ok(Ok(snapshot)) => snapshot,
@@ -754,6 +758,7 @@ mod tests {
         BecomeStandby,
         ZooKeeperLeader,
         LoadSnapshot,
+        SnapshotLoaded,
         TakeOver(Epoch),
         BeginEpoch(Epoch),
         ConsumerStarted(Epoch, BTreeMap<i32, i64>),
@@ -789,6 +794,8 @@ mod tests {
         log: Log,
         take_over: VecDeque<Result<BTreeMap<i32, i64>, SinkError>>,
         snapshot: Option<ConsumerState>,
+        /// How long Redis takes to answer for the snapshot.
+        snapshot_delay: Duration,
     }
 
     impl Actor for FakePeers {
@@ -837,10 +844,16 @@ mod tests {
     }
 
     impl Handler<LoadSnapshot> for FakePeers {
-        type Result = Result<Option<ConsumerState>, RedisStoreError>;
+        type Result = ResponseFuture<Result<Option<ConsumerState>, RedisStoreError>>;
         fn handle(&mut self, _message: LoadSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
             note(&self.log, Told::LoadSnapshot);
-            Ok(self.snapshot.clone())
+            let (log, snapshot, delay) =
+                (self.log.clone(), self.snapshot.clone(), self.snapshot_delay);
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                note(&log, Told::SnapshotLoaded);
+                Ok(snapshot)
+            })
         }
     }
 
@@ -916,11 +929,20 @@ mod tests {
         take_over: Vec<Result<BTreeMap<i32, i64>, SinkError>>,
         snapshot: Option<ConsumerState>,
     ) -> (Addr<NodeCoordinator>, Log) {
+        coordinator_with_snapshot_delay(take_over, snapshot, Duration::ZERO)
+    }
+
+    fn coordinator_with_snapshot_delay(
+        take_over: Vec<Result<BTreeMap<i32, i64>, SinkError>>,
+        snapshot: Option<ConsumerState>,
+        snapshot_delay: Duration,
+    ) -> (Addr<NodeCoordinator>, Log) {
         let log = Log::default();
         let peers = FakePeers {
             log: log.clone(),
             take_over: take_over.into(),
             snapshot,
+            snapshot_delay,
         }
         .start();
         let registry = MetricsRegistry::new().expect("registry");
@@ -1006,6 +1028,25 @@ mod tests {
         );
         assert!(heartbeat < fence && fence < consumer, "{log:?}");
         assert!(log.contains(&Told::BeginEpoch(Epoch(3))), "{log:?}");
+    }
+
+    #[actix::test]
+    async fn a_slow_snapshot_read_does_not_hold_the_takeover_transaction_back() {
+        let (coordinator, log) = coordinator_with_snapshot_delay(
+            vec![Ok(offsets(&[(0, 10)]))],
+            None,
+            Duration::from_millis(300),
+        );
+        coordinator.do_send(granted(3));
+        until_told(&log, &Told::ConsumerStarted(Epoch(3), offsets(&[(0, 10)]))).await;
+        let log = told(&log);
+        let asked = position(&log, &Told::LoadSnapshot);
+        let fence = position(&log, &Told::TakeOver(Epoch(3)));
+        let loaded = position(&log, &Told::SnapshotLoaded);
+        assert!(
+            asked < loaded && fence < loaded,
+            "the transaction ran while Redis was answering: {log:?}"
+        );
     }
 
     #[actix::test]

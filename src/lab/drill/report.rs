@@ -50,6 +50,9 @@ pub struct ScenarioSummary {
     pub cycles: usize,
     /// Fault to detection, ms (cycles that moved leadership; none otherwise).
     pub detection_ms: Option<Percentiles>,
+    /// Fault to the successor leading (epoch claimed, fence raised), ms
+    /// (cycles that moved leadership; none otherwise).
+    pub leading_ms: Option<Percentiles>,
     /// Fault to the successor's first commit, ms.
     pub rto_ms: Percentiles,
     /// Leadership changes, summed.
@@ -116,12 +119,14 @@ impl DrillReport {
             .into_iter()
             .map(|(name, cycles)| {
                 let detection: Vec<i64> = cycles.iter().filter_map(|c| c.detection_ms).collect();
+                let leading: Vec<i64> = cycles.iter().filter_map(|c| c.leading_ms).collect();
                 let rto: Vec<i64> = cycles.iter().map(|c| c.rto_ms).collect();
                 (
                     name,
                     ScenarioSummary {
                         cycles: cycles.len(),
                         detection_ms: (!detection.is_empty()).then(|| Percentiles::of(&detection)),
+                        leading_ms: (!leading.is_empty()).then(|| Percentiles::of(&leading)),
                         rto_ms: Percentiles::of(&rto),
                         failovers: cycles.iter().map(|c| c.failovers).sum(),
                         committed_during_outage: cycles
@@ -168,19 +173,21 @@ impl DrillReport {
     /// The table printed at the end of a drill.
     pub fn table(&self) -> String {
         let mut text = format!(
-            "{:<17} {:>6} | {:>28} | {:>28} | {:>9} {:>8} {:>5}\n{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
-            "scenario", "cycles", "detection ms", "RTO ms", "failovers", "during", "stale",
-            "", "", "p50", "p95", "p99", "max", "p50", "p95", "p99", "max", "", "outage", ""
+            "{:<17} {:>6} | {:>28} | {:>14} | {:>28} | {:>9} {:>8} {:>5}\n{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
+            "scenario", "cycles", "detection ms", "leading ms", "RTO ms", "failovers", "during", "stale",
+            "", "", "p50", "p95", "p99", "max", "p50", "max", "p50", "p95", "p99", "max", "", "outage", ""
         );
         for (name, s) in &self.summary {
             text.push_str(&format!(
-                "{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
+                "{:<17} {:>6} | {:>6} {:>6} {:>6} {:>7} | {:>6} {:>7} | {:>6} {:>6} {:>6} {:>7} | {:>9} {:>8} {:>5}\n",
                 name,
                 s.cycles,
                 shown(s.detection_ms.map(|d| d.p50)),
                 shown(s.detection_ms.map(|d| d.p95)),
                 shown(s.detection_ms.map(|d| d.p99)),
                 shown(s.detection_ms.map(|d| d.max)),
+                shown(s.leading_ms.map(|d| d.p50)),
+                shown(s.leading_ms.map(|d| d.max)),
                 s.rto_ms.p50,
                 s.rto_ms.p95,
                 s.rto_ms.p99,
@@ -191,7 +198,7 @@ impl DrillReport {
             ));
         }
         text.push_str(
-            "RTO: leader faults, fault -> the successor's first commit; outages, the service back -> the first commit after it\n",
+            "leading: fault -> the successor's epoch claimed and fence raised; RTO: leader faults, fault -> the successor's first commit; outages, the service back -> the first commit after it\n",
         );
         text.push_str(&format!(
             "faults {} | acknowledged {} | lost {} | duplicated {} | unexpected {} | false failovers {} | wedged {}\n",

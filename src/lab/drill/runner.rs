@@ -128,6 +128,7 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
             cycle,
             ?scenario,
             detection_ms = ?result.detection_ms,
+            leading_ms = ?result.leading_ms,
             rto_ms = result.rto_ms,
             "drill cycle"
         );

@@ -27,9 +27,10 @@ const FIRST_COMMIT_OF_EPOCH: &str =
 /// The first commit at or after a time: topic, time.
 const FIRST_COMMIT_AFTER: &str =
     "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND stored_at >= $2";
-/// When the successor of an epoch noticed its predecessor was gone: cluster, epoch.
+/// When the successor of an epoch noticed its predecessor was gone, and when it
+/// led (its epoch claimed, the database fence raised): cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
-    "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
+    "SELECT detected_at, recovered_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
 /// Which node took an epoch (whose clock wrote its times): cluster, epoch.
 const LEADER_OF_EPOCH: &str =
     "SELECT new_leader FROM failover_events WHERE cluster = $1 AND epoch = $2";
@@ -176,6 +177,10 @@ pub struct CycleResult {
     /// Fault to the successor's detection of the loss (from `failover_events`);
     /// none for a dependency outage.
     pub detection_ms: Option<i64>,
+    /// Fault to the successor leading: its epoch claimed and the database
+    /// fence raised (from `failover_events`); none for a dependency outage.
+    /// What lies between this and the RTO is the term's first batch.
+    pub leading_ms: Option<i64>,
     /// Leader faults: fault to the successor's first commit (the RTO).
     /// Outages: the dependency back to the first commit after it.
     pub rto_ms: i64,
@@ -307,7 +312,7 @@ pub async fn run_cycle(
     let (_, epoch_after) = cluster.wait_for_leader(above, CYCLE_TIMEOUT).await?;
     let postgres = &context.postgres;
     let settled = Settled::measure(postgres, cluster, epoch_before, epoch_after).await?;
-    let detected_at = first_time(
+    let [detected_at, leading_at] = first_times(
         postgres,
         DETECTION_OF_EPOCH,
         &[&cluster.name, &epoch_after],
@@ -319,6 +324,7 @@ pub async fn run_cycle(
         .await?
         .get(0);
     let detected_at = context.skewed_clocks.real_time(&new_leader, detected_at);
+    let leading_at = context.skewed_clocks.real_time(&new_leader, leading_at);
     let takeover_reason = postgres
         .query_opt(REASON_OF_EPOCH, &[&cluster.name, &epoch_after])
         .await?
@@ -343,6 +349,7 @@ pub async fn run_cycle(
         epoch_before,
         epoch_after,
         detection_ms: Some((detected_at - fault_at).num_milliseconds()),
+        leading_ms: Some((leading_at - fault_at).num_milliseconds()),
         rto_ms: (settled.first_commit - fault_at).num_milliseconds(),
         outage_ms: None,
         committed_during_outage: None,
@@ -435,6 +442,7 @@ async fn run_outage(
         epoch_before,
         epoch_after,
         detection_ms: None,
+        leading_ms: None,
         rto_ms: (resumed_at - restored_at).num_milliseconds(),
         outage_ms: Some((restored_at - down_at).num_milliseconds()),
         committed_during_outage: Some(committed_during_outage),
@@ -587,11 +595,26 @@ async fn first_time(
     params: &[&(dyn ToSql + Sync)],
     what: String,
 ) -> Result<DateTime<Utc>, DrillError> {
+    let [at] = first_times(postgres, sql, params, what).await?;
+    Ok(at)
+}
+
+/// The first `N` columns of the row `sql` finds, once all of them are set.
+async fn first_times<const N: usize>(
+    postgres: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: String,
+) -> Result<[DateTime<Utc>; N], DrillError> {
     let deadline = tokio::time::Instant::now() + CYCLE_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        let row = postgres.query_opt(sql, params).await?;
-        if let Some(at) = row.and_then(|row| row.get::<_, Option<DateTime<Utc>>>(0)) {
-            return Ok(at);
+        if let Some(row) = postgres.query_opt(sql, params).await? {
+            let times: Option<Vec<DateTime<Utc>>> = (0..N)
+                .map(|column| row.get::<_, Option<DateTime<Utc>>>(column))
+                .collect();
+            if let Some(Ok(times)) = times.map(<[DateTime<Utc>; N]>::try_from) {
+                return Ok(times);
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

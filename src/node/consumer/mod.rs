@@ -203,9 +203,10 @@ impl ConsumeLoop {
             return;
         }
         let mut refreshed_at = tokio::time::Instant::now();
-        // The term's first batch does not linger: the records that came in
-        // during the hand-over are already waiting, and lingering would only
-        // add to the time they have waited.
+        // The term's first batch does not linger: it takes the records the
+        // first fetch brought, which waited through the hand-over already.
+        // Every later batch lingers as configured, whether that first one
+        // committed or not.
         let mut linger = Duration::ZERO;
         while !*self.stop.borrow() {
             if refreshed_at.elapsed() >= PARTITION_REFRESH_INTERVAL {
@@ -265,10 +266,10 @@ impl ConsumeLoop {
             if records.is_empty() {
                 continue;
             }
+            linger = self.settings.batch_linger;
             if !self.commit(&partitions, records).await {
                 return;
             }
-            linger = self.settings.batch_linger;
         }
     }
 

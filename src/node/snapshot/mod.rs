@@ -4,8 +4,8 @@
 //! every [`BatchInFlight`] and [`CommitRecorded`], and writes it to Redis at most
 //! once per `node.snapshot_interval_ms` (coalesced), epoch-checked so a stale
 //! leader never overwrites a successor's snapshot. A new leader asks it to
-//! [`LoadSnapshot`] first; the coordinator reconciles that with PostgreSQL, which
-//! wins. Redis being down only delays snapshots: the next write carries it all.
+//! [`LoadSnapshot`] during its takeover transaction; the coordinator reconciles
+//! that with PostgreSQL, which wins. Redis being down only delays snapshots: the next write carries it all.
 //!
 //! - [`state`]: the snapshot's content, its reconciliation and plausibility.
 //! - [`store`]: the snapshot in Redis, epoch-checked.

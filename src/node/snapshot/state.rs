@@ -2,9 +2,9 @@
 //! how far it committed, which events were in flight, how many it processed, and
 //! under which epoch, plus a typed extension for application state.
 //!
-//! The leader writes it to Redis after commits; a new leader reads it first
-//! because it is fast, checks its age, and reconciles it with PostgreSQL, which
-//! wins every disagreement: the snapshot is advisory, the database is the truth.
+//! The leader writes it to Redis after commits; a new leader reads it beside
+//! its takeover transaction, checks its age, and reconciles it with PostgreSQL,
+//! which wins every disagreement: the snapshot is advisory, the database is the truth.
 
 use std::collections::BTreeMap;
 
