@@ -3,7 +3,8 @@
 //! flight), timed from the first request until the last row is stored, with
 //! the gateway's and the leader's CPU per event; the bare pipeline
 //! ([`crate::lab::bench::bare_pipeline`]) is its baseline. Then events offered to
-//! the gateway in batches at rising rates, each step held for a while, until a rate no longer holds. A
+//! the gateway in batches at rates chosen by [`RateSearch`] (doubling until a
+//! rate does not hold, then narrowing the gap), each step held for a while. A
 //! step holds when the gateway acknowledged at least 95 % of what was offered,
 //! 99 % of the events were stored within a second of their acceptance, and the
 //! leader had stored everything within two seconds of the load stopping: the
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::lab::bench::rate_search::RateSearch;
 use crate::lab::bench::{process_cpu, stored_events, BenchError};
 use crate::lab::drill::load::{self, LoadPlan, RunningLoad};
 use crate::lab::drill::local_cluster::LocalCluster;
@@ -130,19 +132,17 @@ pub struct RateStep {
     pub held: bool,
 }
 
-/// Runs the steps from `start` events/s, doubling, for `step` each.
+/// Runs the steps `search` chooses, for `step` each.
 pub async fn find_steady_rate(
     cluster: &LocalCluster,
     postgres: &tokio_postgres::Client,
-    start: u32,
+    mut search: RateSearch,
     step: Duration,
-    max_steps: usize,
 ) -> Result<Vec<RateStep>, BenchError> {
     cluster.wait_for_leader(0, Duration::from_secs(60)).await?;
     let mut steps = Vec::new();
     let mut stored_before = stored_events(postgres, &cluster.topic).await?;
-    let mut rate = start;
-    for _ in 0..max_steps {
+    while let Some(rate) = search.next() {
         let began = Utc::now();
         let load = RunningLoad::start(LoadPlan {
             gateway: cluster.gateway.base_url.clone(),
@@ -184,12 +184,8 @@ pub async fn find_steady_rate(
                 && latency_p99_ms <= LATENCY_P99_ALLOWANCE_MS,
         };
         tracing::info!(?result, "end-to-end step");
-        let held = result.held;
+        search.record(rate, result.held);
         steps.push(result);
-        if !held {
-            break;
-        }
-        rate = rate.saturating_mul(2);
     }
     Ok(steps)
 }

@@ -8,7 +8,9 @@
 //! - [`process_cpu`]: CPU seconds per million events, from `/proc`.
 //! - [`read_path`]: the node's reader plus event decoding over the same topic.
 //! - [`sink_throughput`]: a leader draining the topic vs a raw `COPY`; memory.
-//! - [`end_to_end`]: gateway to PostgreSQL at rising rates, with latency.
+//! - [`end_to_end`]: gateway to PostgreSQL at saturation and at steady rates,
+//!   with latency.
+//! - [`rate_search`]: which rate the end-to-end steps offer next.
 //! - [`group_failover`]: a plain Kafka consumer group's takeover after a
 //!   member dies, for comparison with our failover.
 
@@ -17,6 +19,7 @@ pub mod bare_pipeline;
 pub mod end_to_end;
 pub mod group_failover;
 pub mod process_cpu;
+pub mod rate_search;
 pub mod read_path;
 pub mod sink_throughput;
 
@@ -26,6 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, KafkaConfig};
+use crate::lab::bench::rate_search::RateSearch;
 use crate::lab::drill::local_cluster::LocalCluster;
 use crate::lab::drill::{connect_postgres, DrillError};
 use crate::shared::kafka::topic::{ensure_topic, TopicError};
@@ -303,7 +307,8 @@ pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, Bench
     let (saturated, end_to_end) = {
         let cluster = LocalCluster::start(2, &plan.out.join("logs-end-to-end")).await?;
         let saturated = end_to_end::saturate(&cluster, &postgres, plan.pipeline_events).await?;
-        let steps = end_to_end::find_steady_rate(&cluster, &postgres, 1_000, plan.step, 7).await?;
+        let search = RateSearch::new(1_000, 7, 3);
+        let steps = end_to_end::find_steady_rate(&cluster, &postgres, search, plan.step).await?;
         (saturated, steps)
     };
     tracing::info!("a plain consumer group's takeover");
