@@ -9,7 +9,8 @@
 //! 99 % of the events were stored within a second of their acceptance, and the
 //! leader had stored everything within two seconds of the load stopping: the
 //! pipeline keeps up instead of building a backlog. Latency is the gateway's
-//! acceptance (`received_at`) to the row's commit (`stored_at`), from PostgreSQL.
+//! acceptance (`received_at`) to the commit of the row's transaction
+//! (`pg_xact_commit_timestamp`), from PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -165,8 +166,8 @@ pub async fn find_steady_rate(
         stored_before = now_stored;
         let latency = postgres
             .query_one(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)), \
-                        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - received_at)) \
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at)), \
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at)) \
                  FROM log_events WHERE topic = $1 AND received_at >= $2 AND received_at <= $3",
                 &[&cluster.topic, &began, &ended],
             )

@@ -31,8 +31,9 @@ use serde::Serialize;
 use crate::config::{Config, KafkaConfig};
 use crate::lab::bench::rate_search::RateSearch;
 use crate::lab::drill::local_cluster::LocalCluster;
-use crate::lab::drill::{connect_postgres, DrillError};
+use crate::lab::drill::{connect_postgres, require_commit_timestamps, DrillError};
 use crate::shared::kafka::topic::{ensure_topic, TopicError};
+use crate::shared::postgres::migrations::{self, MigrationStep};
 
 /// Why a benchmark failed.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +247,12 @@ impl BenchReport {
 pub async fn run(config: &Config, plan: &BenchPlan) -> Result<BenchReport, BenchError> {
     std::fs::create_dir_all(&plan.out)?;
     let postgres = connect_postgres(&config.postgres.url).await?;
+    require_commit_timestamps(&postgres).await?;
+    // The bare baselines write into the schema before any node has started
+    // (and applied it), so on a new database the bench applies it first.
+    migrations::migrate(config.postgres.migrations_url(), None, MigrationStep::UpAll)
+        .await
+        .map_err(|error| BenchError::Failed(format!("could not apply the schema: {error}")))?;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let kafka = KafkaConfig {
         topic: format!("bench-{id}"),

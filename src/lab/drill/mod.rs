@@ -56,6 +56,26 @@ pub enum DrillError {
     /// A file held something that is not a message id.
     #[error("malformed input: {0}")]
     Malformed(String),
+    /// PostgreSQL does not record when transactions commit.
+    #[error("postgresql's track_commit_timestamp is off: drills and benchmarks time commits by their commit timestamps; start postgresql with track_commit_timestamp = on (scripts/infra does)")]
+    NoCommitTimestamps,
+}
+
+/// Fails unless PostgreSQL records commit timestamps: the drills' RTOs end at
+/// a commit (`pg_xact_commit_timestamp`), not at `stored_at`, which is
+/// stamped when a row is written, before its transaction commits.
+pub async fn require_commit_timestamps(
+    postgres: &tokio_postgres::Client,
+) -> Result<(), DrillError> {
+    let setting: String = postgres
+        .query_one("SHOW track_commit_timestamp", &[])
+        .await?
+        .get(0);
+    if setting == "on" {
+        Ok(())
+    } else {
+        Err(DrillError::NoCommitTimestamps)
+    }
 }
 
 /// Connects to PostgreSQL for the drill tools' queries.

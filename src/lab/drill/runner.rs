@@ -17,7 +17,7 @@ use crate::lab::drill::report::{DrillReport, MemoryReport};
 use crate::lab::drill::scenario::{run_cycle, FaultContext, FaultSequence, Scenario};
 use crate::lab::drill::timeline::{render, Marker};
 use crate::lab::drill::verify::{unknown_path, verify, write_ids};
-use crate::lab::drill::{connect_postgres, DrillError};
+use crate::lab::drill::{connect_postgres, require_commit_timestamps, DrillError};
 
 /// Bucket of the timeline.
 const TIMELINE_BUCKET_MS: i64 = 250;
@@ -56,8 +56,10 @@ pub struct DrillPlan {
 /// Runs the drill and writes its report.
 pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     std::fs::create_dir_all(&plan.out)?;
+    let postgres = connect_postgres(&plan.postgres_url).await?;
+    require_commit_timestamps(&postgres).await?;
     let mut context = FaultContext {
-        postgres: connect_postgres(&plan.postgres_url).await?,
+        postgres,
         postgres_url: plan.postgres_url.clone(),
         infra: InfraControl::new(plan.infra_script.clone()),
         outage: plan.outage,

@@ -21,12 +21,28 @@ use crate::shared::circuit_breaker::BreakerState;
 /// How long a cycle may wait for a leader or a commit.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+// Commits are timed by `pg_xact_commit_timestamp(xmin)`, when the row's
+// transaction committed: `stored_at` is stamped when the row is written,
+// earlier in that transaction, and would leave the rest of the transaction
+// and its commit out of every time measured to it. `stored_at` only narrows
+// the rows to look at: it precedes the commit by less than a minute (one
+// transaction's statements, each bounded by the statement timeout).
+
 /// The first commit by an epoch: topic, epoch.
 const FIRST_COMMIT_OF_EPOCH: &str =
-    "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND epoch = $2";
+    "SELECT MIN(pg_xact_commit_timestamp(xmin)) FROM log_events WHERE topic = $1 AND epoch = $2";
 /// The first commit at or after a time: topic, time.
-const FIRST_COMMIT_AFTER: &str =
-    "SELECT MIN(stored_at) FROM log_events WHERE topic = $1 AND stored_at >= $2";
+const FIRST_COMMIT_AFTER: &str = "SELECT MIN(pg_xact_commit_timestamp(xmin)) FROM log_events \
+     WHERE topic = $1 AND stored_at >= $2::timestamptz - interval '1 minute' \
+       AND pg_xact_commit_timestamp(xmin) >= $2";
+/// Rows committed within a window: topic, from, to.
+const COMMITTED_BETWEEN: &str = "SELECT COUNT(*) FROM log_events \
+     WHERE topic = $1 AND stored_at > $2::timestamptz - interval '1 minute' AND stored_at < $3 \
+       AND pg_xact_commit_timestamp(xmin) > $2 AND pg_xact_commit_timestamp(xmin) < $3";
+/// Rows of an older epoch committed after a time: topic, epoch, time.
+const STALE_COMMITS: &str = "SELECT COUNT(*) FROM log_events \
+     WHERE topic = $1 AND epoch < $2 AND stored_at > $3::timestamptz - interval '1 minute' \
+       AND pg_xact_commit_timestamp(xmin) > $3";
 /// When the successor of an epoch noticed its predecessor was gone, and when it
 /// led (its epoch claimed, the database fence raised): cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
@@ -427,10 +443,7 @@ async fn run_outage(
     )
     .await?;
     let committed_during_outage: i64 = postgres
-        .query_one(
-            "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND stored_at > $2 AND stored_at < $3",
-            &[&cluster.topic, &down_at, &restored_at],
-        )
+        .query_one(COMMITTED_BETWEEN, &[&cluster.topic, &down_at, &restored_at])
         .await?
         .get(0);
     let settled = Settled::measure(postgres, cluster, epoch_before, epoch_after).await?;
@@ -574,7 +587,7 @@ impl Settled {
             .get(0);
         let stale_commits = postgres
             .query_one(
-                "SELECT COUNT(*) FROM log_events WHERE topic = $1 AND epoch < $2 AND stored_at > $3",
+                STALE_COMMITS,
                 &[&cluster.topic, &epoch_after, &first_commit],
             )
             .await?
