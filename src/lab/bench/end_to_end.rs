@@ -28,6 +28,9 @@ const BATCH: usize = 100;
 const DRAIN_ALLOWANCE: Duration = Duration::from_secs(2);
 /// Highest p99 acceptance-to-commit latency of a step that holds, ms.
 const LATENCY_P99_ALLOWANCE_MS: f64 = 1000.0;
+/// Longest a step's backlog may take to drain before the search ends: the
+/// next step's counts would otherwise take in this one's late rows.
+const DRAIN_BOUND: Duration = Duration::from_secs(120);
 
 /// An offered rate no gateway here reaches: the load generator's bound on
 /// requests in flight is what paces a saturated run.
@@ -125,10 +128,11 @@ pub struct RateStep {
     pub acked_per_s: f64,
     /// Time from the load stopping until everything acknowledged was stored, ms.
     pub drain_ms: i64,
-    /// Gateway acceptance to commit, median, ms.
-    pub latency_p50_ms: f64,
+    /// Gateway acceptance to commit, median, ms (none when nothing of the
+    /// step was stored).
+    pub latency_p50_ms: Option<f64>,
     /// Gateway acceptance to commit, 99th percentile, ms.
-    pub latency_p99_ms: f64,
+    pub latency_p99_ms: Option<f64>,
     /// Whether the step held.
     pub held: bool,
 }
@@ -158,7 +162,7 @@ pub async fn find_steady_rate(
         let expected = stored_before + acked;
         let mut now_stored = stored_events(postgres, &cluster.topic).await?;
         // Polled often enough that the drain time is not the poll's period.
-        while now_stored < expected && stopped.elapsed() < Duration::from_secs(120) {
+        while now_stored < expected && stopped.elapsed() < DRAIN_BOUND {
             tokio::time::sleep(Duration::from_millis(5)).await;
             now_stored = stored_events(postgres, &cluster.topic).await?;
         }
@@ -173,20 +177,26 @@ pub async fn find_steady_rate(
             )
             .await?;
         let acked_per_s = acked as f64 / step.as_secs_f64();
-        let latency_p99_ms = latency.get::<_, Option<f64>>(1).unwrap_or(0.0) * 1000.0;
+        // No latency (nothing of the step stored) is no evidence that it held.
+        let latency_ms = |column: usize| latency.get::<_, Option<f64>>(column).map(|s| s * 1000.0);
+        let (p50, p99) = (latency_ms(0), latency_ms(1));
         let result = RateStep {
             offered_per_s: rate,
             acked_per_s,
             drain_ms: i64::try_from(drain.as_millis()).unwrap_or(i64::MAX),
-            latency_p50_ms: latency.get::<_, Option<f64>>(0).unwrap_or(0.0) * 1000.0,
-            latency_p99_ms,
+            latency_p50_ms: p50,
+            latency_p99_ms: p99,
             held: acked_per_s >= 0.95 * f64::from(rate)
                 && drain <= DRAIN_ALLOWANCE
-                && latency_p99_ms <= LATENCY_P99_ALLOWANCE_MS,
+                && p99.is_some_and(|p99| p99 <= LATENCY_P99_ALLOWANCE_MS),
         };
         tracing::info!(?result, "end-to-end step");
         search.record(rate, result.held);
         steps.push(result);
+        if now_stored < expected {
+            tracing::warn!(rate, "the step's backlog did not drain; no further steps");
+            break;
+        }
     }
     Ok(steps)
 }

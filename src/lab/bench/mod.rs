@@ -211,14 +211,16 @@ impl BenchReport {
             "bare drain alone (consumer -> COPY): {:.0}/s; saturated run: {} events, {} refused\n",
             self.bare_drain_per_s, self.saturated.events, self.saturated.refused
         ));
+        let latency =
+            |ms: Option<f64>| ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms:.1}"));
         for step in &self.end_to_end {
             text.push_str(&format!(
-                "  offered {:>6}/s: acked {:>8.0}/s, drained {:>5} ms after, latency p50 {:>6.1} ms p99 {:>7.1} ms, {}\n",
+                "  offered {:>6}/s: acked {:>8.0}/s, drained {:>5} ms after, latency p50 {:>6} ms p99 {:>7} ms, {}\n",
                 step.offered_per_s,
                 step.acked_per_s,
                 step.drain_ms,
-                step.latency_p50_ms,
-                step.latency_p99_ms,
+                latency(step.latency_p50_ms),
+                latency(step.latency_p99_ms),
                 if step.held { "held" } else { "did not hold" }
             ));
         }

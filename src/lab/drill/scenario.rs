@@ -21,28 +21,29 @@ use crate::shared::circuit_breaker::BreakerState;
 /// How long a cycle may wait for a leader or a commit.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-// Commits are timed by `pg_xact_commit_timestamp(xmin)`, when the row's
-// transaction committed: `stored_at` is stamped when the row is written,
-// earlier in that transaction, and would leave the rest of the transaction
-// and its commit out of every time measured to it. `stored_at` only narrows
-// the rows to look at: it precedes the commit by less than a minute (one
-// transaction's statements, each bounded by the statement timeout).
+// Commits are timed by `pg_xact_commit_timestamp(xmin)`, the time of the
+// row's transaction's commit record (written just before it is flushed):
+// `stored_at` is stamped when the row is written, earlier in that
+// transaction, and would leave the rest of the transaction and its commit out
+// of every time measured to it. `stored_at` only narrows the rows to look at,
+// with ten minutes of margin: a sink call, every statement of its transaction
+// included, is bounded by one minute (`STORE_CALL_TIMEOUT`).
 
 /// The first commit by an epoch: topic, epoch.
 const FIRST_COMMIT_OF_EPOCH: &str =
     "SELECT MIN(pg_xact_commit_timestamp(xmin)) FROM log_events WHERE topic = $1 AND epoch = $2";
 /// The first commit at or after a time: topic, time.
 const FIRST_COMMIT_AFTER: &str = "SELECT MIN(pg_xact_commit_timestamp(xmin)) FROM log_events \
-     WHERE topic = $1 AND stored_at >= $2::timestamptz - interval '1 minute' \
+     WHERE topic = $1 AND stored_at >= $2::timestamptz - interval '10 minutes' \
        AND pg_xact_commit_timestamp(xmin) >= $2";
 /// Rows committed within a window: topic, from, to.
 const COMMITTED_BETWEEN: &str = "SELECT COUNT(*) FROM log_events \
-     WHERE topic = $1 AND stored_at > $2::timestamptz - interval '1 minute' AND stored_at < $3 \
+     WHERE topic = $1 AND stored_at > $2::timestamptz - interval '10 minutes' AND stored_at < $3 \
        AND pg_xact_commit_timestamp(xmin) > $2 AND pg_xact_commit_timestamp(xmin) < $3";
-/// Rows of an older epoch committed after a time: topic, epoch, time.
+/// Rows of an older epoch committed after a time: topic, epoch, time. Not
+/// narrowed by `stored_at`: a stale commit is what this must never miss.
 const STALE_COMMITS: &str = "SELECT COUNT(*) FROM log_events \
-     WHERE topic = $1 AND epoch < $2 AND stored_at > $3::timestamptz - interval '1 minute' \
-       AND pg_xact_commit_timestamp(xmin) > $3";
+     WHERE topic = $1 AND epoch < $2 AND pg_xact_commit_timestamp(xmin) > $3";
 /// When the successor of an epoch noticed its predecessor was gone, and when it
 /// led (its epoch claimed, the database fence raised): cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
