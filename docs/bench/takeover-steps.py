@@ -35,6 +35,9 @@ STEPS = [
     ("consuming", re.compile(r"\bconsuming epoch=")),
     ("committed", re.compile(r"first commit after takeover")),
 ]
+# Any other claim ends the takeover being followed: the lines after it are
+# another term's.
+OTHER_CLAIM = re.compile(r"acquired leadership (?!.*reason=leader process gone)")
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z\s+\w+\s+\S+: (.*)")
 
@@ -49,6 +52,8 @@ def events(path):
                 continue
             stamp, message = match.groups()
             at = datetime.datetime.fromisoformat(stamp[:26])
+            if OTHER_CLAIM.search(message):
+                found.append((at, "other claim"))
             for step, pattern in STEPS:
                 if pattern.search(message):
                     found.append((at, step))
@@ -61,6 +66,8 @@ def takeovers(found):
     for at, step in sorted(found):
         if step == "forced":
             current = {"forced": at}
+        elif step == "other claim":
+            current = None
         elif current is not None and step not in current:
             current[step] = at
             if step == "committed":

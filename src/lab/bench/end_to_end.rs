@@ -133,6 +133,8 @@ pub struct RateStep {
     pub latency_p50_ms: Option<f64>,
     /// Gateway acceptance to commit, 99th percentile, ms.
     pub latency_p99_ms: Option<f64>,
+    /// Events whose outcome the load generator never learned.
+    pub unknown_outcomes: usize,
     /// Whether the step held.
     pub held: bool,
 }
@@ -158,6 +160,9 @@ pub async fn find_steady_rate(
         let outcome = load.finish().await;
         let stopped = Instant::now();
         let ended = Utc::now();
+        // An event of unknown outcome may be stored late and counted as one
+        // of the acknowledged: such a step proves nothing, and ends the search.
+        let unknown_outcomes = outcome.unknown.len();
         let acked = i64::try_from(outcome.acked.len()).unwrap_or(i64::MAX);
         let expected = stored_before + acked;
         let mut now_stored = stored_events(postgres, &cluster.topic).await?;
@@ -186,15 +191,21 @@ pub async fn find_steady_rate(
             drain_ms: i64::try_from(drain.as_millis()).unwrap_or(i64::MAX),
             latency_p50_ms: p50,
             latency_p99_ms: p99,
-            held: acked_per_s >= 0.95 * f64::from(rate)
+            unknown_outcomes,
+            held: unknown_outcomes == 0
+                && acked_per_s >= 0.95 * f64::from(rate)
                 && drain <= DRAIN_ALLOWANCE
                 && p99.is_some_and(|p99| p99 <= LATENCY_P99_ALLOWANCE_MS),
         };
         tracing::info!(?result, "end-to-end step");
         search.record(rate, result.held);
         steps.push(result);
-        if now_stored < expected {
-            tracing::warn!(rate, "the step's backlog did not drain; no further steps");
+        if now_stored < expected || unknown_outcomes > 0 {
+            tracing::warn!(
+                rate,
+                unknown_outcomes,
+                "the step's backlog did not drain, or some outcomes are unknown; no further steps"
+            );
             break;
         }
     }
