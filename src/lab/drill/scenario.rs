@@ -44,16 +44,14 @@ const COMMITTED_BETWEEN: &str = "SELECT COUNT(*) FROM log_events \
 /// narrowed by `stored_at`: a stale commit is what this must never miss.
 const STALE_COMMITS: &str = "SELECT COUNT(*) FROM log_events \
      WHERE topic = $1 AND epoch < $2 AND pg_xact_commit_timestamp(xmin) > $3";
-/// When the successor of an epoch noticed its predecessor was gone, and when it
-/// led (its epoch claimed, the database fence raised): cluster, epoch.
+/// When the successor of an epoch noticed its predecessor was gone: cluster, epoch.
 const DETECTION_OF_EPOCH: &str =
-    "SELECT detected_at, recovered_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
-/// Which node took an epoch (whose clock wrote its times): cluster, epoch.
-const LEADER_OF_EPOCH: &str =
-    "SELECT new_leader FROM failover_events WHERE cluster = $1 AND epoch = $2";
-const REASON_OF_EPOCH: &str =
-    "SELECT reason FROM failover_events WHERE cluster = $1 AND epoch = $2";
-
+    "SELECT detected_at FROM failover_events WHERE cluster = $1 AND epoch = $2";
+/// The rest of that failover record: which node took the epoch (whose clock
+/// wrote its times), when it led (its epoch claimed, the database fence
+/// raised), and why: cluster, epoch.
+const FAILOVER_OF_EPOCH: &str =
+    "SELECT new_leader, recovered_at, reason FROM failover_events WHERE cluster = $1 AND epoch = $2";
 /// How long leadership must stay put after an outage before the cycle is
 /// measured. After a ZooKeeper restart, one session timeout more: the server
 /// expires a session it has not heard from within one timeout of its start,
@@ -329,23 +327,22 @@ pub async fn run_cycle(
     let (_, epoch_after) = cluster.wait_for_leader(above, CYCLE_TIMEOUT).await?;
     let postgres = &context.postgres;
     let settled = Settled::measure(postgres, cluster, epoch_before, epoch_after).await?;
-    let [detected_at, leading_at] = first_times(
+    let detected_at = first_time(
         postgres,
         DETECTION_OF_EPOCH,
         &[&cluster.name, &epoch_after],
         format!("the failover record of epoch {epoch_after}"),
     )
     .await?;
-    let new_leader: String = postgres
-        .query_one(LEADER_OF_EPOCH, &[&cluster.name, &epoch_after])
-        .await?
-        .get(0);
+    let failover = postgres
+        .query_one(FAILOVER_OF_EPOCH, &[&cluster.name, &epoch_after])
+        .await?;
+    let new_leader: String = failover.get(0);
     let detected_at = context.skewed_clocks.real_time(&new_leader, detected_at);
-    let leading_at = context.skewed_clocks.real_time(&new_leader, leading_at);
-    let takeover_reason = postgres
-        .query_opt(REASON_OF_EPOCH, &[&cluster.name, &epoch_after])
-        .await?
-        .map(|row| row.get::<_, String>(0));
+    let leading_at = context
+        .skewed_clocks
+        .real_time(&new_leader, failover.get(1));
+    let takeover_reason = Some(failover.get::<_, String>(2));
     if let Some(slot) = resume {
         cluster.signal(slot, Signal::SIGCONT)?;
         cluster.wait_for_standby(slot, CYCLE_TIMEOUT).await?;
@@ -609,26 +606,11 @@ async fn first_time(
     params: &[&(dyn ToSql + Sync)],
     what: String,
 ) -> Result<DateTime<Utc>, DrillError> {
-    let [at] = first_times(postgres, sql, params, what).await?;
-    Ok(at)
-}
-
-/// The first `N` columns of the row `sql` finds, once all of them are set.
-async fn first_times<const N: usize>(
-    postgres: &tokio_postgres::Client,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    what: String,
-) -> Result<[DateTime<Utc>; N], DrillError> {
     let deadline = tokio::time::Instant::now() + CYCLE_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        if let Some(row) = postgres.query_opt(sql, params).await? {
-            let times: Option<Vec<DateTime<Utc>>> = (0..N)
-                .map(|column| row.get::<_, Option<DateTime<Utc>>>(column))
-                .collect();
-            if let Some(Ok(times)) = times.map(<[DateTime<Utc>; N]>::try_from) {
-                return Ok(times);
-            }
+        let row = postgres.query_opt(sql, params).await?;
+        if let Some(at) = row.and_then(|row| row.get::<_, Option<DateTime<Utc>>>(0)) {
+            return Ok(at);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
