@@ -252,6 +252,7 @@ impl Driver {
                 | Effect::Sleep(_)
                 | Effect::Join
                 | Effect::Observe { .. }
+                | Effect::TakeOver { .. }
         ) {
             io.waits = Waits::default();
         }
@@ -307,7 +308,7 @@ impl Driver {
             Effect::ClaimEpoch { member, floor } => {
                 let session = &io.session.as_ref()?.session;
                 let sent = Instant::now();
-                Some(match session.claim_epoch(&member, floor).await {
+                Some(match session.claim_epoch(&member, floor, None).await {
                     Ok(epoch) => Input::EpochClaimed { epoch, sent },
                     Err(ElectionError::NotMember) => Input::NotMember,
                     Err(error) => {
@@ -315,6 +316,30 @@ impl Driver {
                         Input::Failed(Request::Claim)
                     }
                 })
+            }
+            Effect::TakeOver {
+                member,
+                leader_member,
+                floor,
+            } => {
+                let session = &io.session.as_ref()?.session;
+                let sent = Instant::now();
+                Some(
+                    match session
+                        .claim_epoch(&member, floor, Some(&leader_member))
+                        .await
+                    {
+                        Ok(epoch) => Input::EpochClaimed { epoch, sent },
+                        Err(ElectionError::NotMember | ElectionError::ReplacedMemberGone) => {
+                            tracing::info!(%leader_member, "the takeover found its member or the leader's gone; reading the members again");
+                            Input::TakeoverRefused
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, %leader_member, "could not take over");
+                            Input::Failed(Request::TakeOver)
+                        }
+                    },
+                )
             }
             Effect::WatchOwnMember { member } => {
                 let session = &io.session.as_ref()?.session;

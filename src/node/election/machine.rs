@@ -134,6 +134,8 @@ pub enum Request {
     Observe,
     /// [`Effect::ClaimEpoch`].
     Claim,
+    /// [`Effect::TakeOver`].
+    TakeOver,
     /// [`Effect::WatchOwnMember`].
     WatchOwnMember,
     /// [`Effect::WatchFollowing`].
@@ -178,6 +180,8 @@ pub enum Input<Q> {
     },
     /// A claim was refused: our member znode is gone.
     NotMember,
+    /// A takeover was refused: our member or the one to delete is gone.
+    TakeoverRefused,
     /// A watch on our member znode is set.
     OwnMemberWatched,
     /// Our member znode is gone (found when setting its watch).
@@ -264,6 +268,18 @@ pub enum Effect<Q> {
     ClaimEpoch {
         /// Our member.
         member: String,
+        /// The epoch to claim above.
+        floor: Epoch,
+    },
+    /// Delete `leader_member`, the member just before ours, and claim the
+    /// epoch after both the stored one and `floor`, in one multi-op that
+    /// also checks `member` exists; answer [`Input::EpochClaimed`],
+    /// [`Input::TakeoverRefused`] or a failure.
+    TakeOver {
+        /// Our member.
+        member: String,
+        /// The member taken over from.
+        leader_member: String,
         /// The epoch to claim above.
         floor: Epoch,
     },
@@ -369,6 +385,10 @@ enum Phase {
         member: String,
     },
     Claiming {
+        member: String,
+    },
+    /// Deleting the member before ours and claiming, in one request.
+    TakingOver {
         member: String,
     },
     Leading {
@@ -492,6 +512,7 @@ impl ElectionMachine {
             | Phase::Joining
             | Phase::Member { .. }
             | Phase::Claiming { .. }
+            | Phase::TakingOver { .. }
             | Phase::Leaving { .. } => Wait::Answer,
         }
     }
@@ -605,18 +626,17 @@ impl ElectionMachine {
             ) => join(out),
             (Phase::Claiming { .. }, Input::NotMember) => join(out),
             (Phase::Claiming { member }, Input::EpochClaimed { epoch, sent }) => {
-                self.held = None;
-                tracing::info!(%epoch, %member, reason = %self.succession.reason, "acquired leadership");
-                self.grant(epoch, sent, out);
-                out.push(Effect::WatchOwnMember {
-                    member: member.clone(),
-                });
-                Phase::Leading {
-                    member,
-                    epoch,
-                    watched: false,
-                }
+                self.acquired(member, epoch, sent, out)
             }
+            (Phase::TakingOver { member }, Input::EpochClaimed { epoch, sent }) => {
+                out.push(Effect::CountForcedTakeover);
+                self.reclaim_above = None;
+                self.acquired(member, epoch, sent, out)
+            }
+            // Someone else decided first (the leader's session expired, or
+            // another standby forced it out), or we are no longer a member:
+            // a fresh read of the members says which.
+            (Phase::TakingOver { member }, Input::TakeoverRefused) => observe(member, out),
             (phase @ Phase::Leading { .. }, input) => self.leading(phase, input, now, out),
             (phase @ Phase::Following { .. }, input) => self.following(phase, input, now, out),
             (
@@ -788,8 +808,15 @@ impl ElectionMachine {
             Input::LeaderChanged => observe(member.clone(), out),
             Input::LeaderProcessGone => {
                 tracing::warn!(?leader, %leader_member, "the leader's process is gone (its address refused us); forcing the takeover");
-                self.force_takeover(TakeoverReason::LeaderProcessGone, leader_member, now, out);
-                phase
+                self.force_takeover(
+                    TakeoverReason::LeaderProcessGone,
+                    member,
+                    predecessor,
+                    leader_member,
+                    now,
+                    out,
+                )
+                .unwrap_or(phase)
             }
             Input::Deleted {
                 purpose: Deletion::Takeover,
@@ -860,15 +887,23 @@ impl ElectionMachine {
             }
             (
                 Phase::Following {
+                    member,
+                    predecessor,
                     leader: Some(leader),
                     leader_member,
-                    ..
                 },
                 Command::ForceTakeover { instance_id },
             ) if *leader == instance_id => {
                 tracing::warn!(leader = %instance_id, member = %leader_member, "forcing a takeover from a hung leader");
-                self.force_takeover(TakeoverReason::ForcedTakeover, leader_member, now, out);
-                phase
+                self.force_takeover(
+                    TakeoverReason::ForcedTakeover,
+                    member,
+                    predecessor,
+                    leader_member,
+                    now,
+                    out,
+                )
+                .unwrap_or(phase)
             }
             (Phase::Following { member, .. }, Command::Leave) => {
                 out.push(Effect::Delete {
@@ -909,21 +944,59 @@ impl ElectionMachine {
         }
     }
 
-    /// Deletes the leader's member for `reason`; the answer is counted and
-    /// the members are read again.
+    /// Forces the leader `leader_member` out for `reason`. The next in line
+    /// deletes it and claims in one request, and is then taking over (the
+    /// phase returned): members are sequential, so none can appear before
+    /// ours, and with the leader gone ours is first. Any other follower
+    /// deletes it, counts the deletion and reads the members again (its
+    /// predecessor is still ahead of it), following meanwhile (`None`).
     fn force_takeover<Q>(
         &mut self,
         reason: TakeoverReason,
+        member: &str,
+        predecessor: &str,
         leader_member: &str,
         now: Now,
         out: &mut Vec<Effect<Q>>,
-    ) {
+    ) -> Option<Phase> {
         self.succession.reason = reason;
         self.succession.detected_at = now.wall;
+        if predecessor == leader_member {
+            out.push(Effect::TakeOver {
+                member: member.to_owned(),
+                leader_member: leader_member.to_owned(),
+                floor: self.reclaim_above.unwrap_or(Epoch::ZERO),
+            });
+            return Some(Phase::TakingOver {
+                member: member.to_owned(),
+            });
+        }
         out.push(Effect::Delete {
             member: leader_member.to_owned(),
             purpose: Deletion::Takeover,
         });
+        None
+    }
+
+    /// `member` claimed `epoch` (the claim left at `sent`): it leads.
+    fn acquired<Q>(
+        &mut self,
+        member: String,
+        epoch: Epoch,
+        sent: Instant,
+        out: &mut Vec<Effect<Q>>,
+    ) -> Phase {
+        self.held = None;
+        tracing::info!(%epoch, %member, reason = %self.succession.reason, "acquired leadership");
+        self.grant(epoch, sent, out);
+        out.push(Effect::WatchOwnMember {
+            member: member.clone(),
+        });
+        Phase::Leading {
+            member,
+            epoch,
+            watched: false,
+        }
     }
 
     /// Decides what a read of the members means for our member.
@@ -1169,6 +1242,7 @@ impl ElectionMachine {
             (
                 Phase::Leading { member, .. }
                 | Phase::Following { member, .. }
+                | Phase::TakingOver { member }
                 | Phase::Member { member }
                 | Phase::Resumed { member },
                 Input::Failed(_),
@@ -1378,6 +1452,7 @@ mod tests {
                 | Effect::Join
                 | Effect::Observe { .. }
                 | Effect::ClaimEpoch { .. }
+                | Effect::TakeOver { .. }
                 | Effect::WatchOwnMember { .. }
                 | Effect::WatchFollowing { .. }
                 | Effect::Confirm { .. }
@@ -2100,27 +2175,118 @@ mod tests {
         );
     }
 
+    fn take_over_from_b() -> Effect<Q> {
+        Effect::TakeOver {
+            member: "member-2".into(),
+            leader_member: "member-0".into(),
+            floor: Epoch::ZERO,
+        }
+    }
+
     #[test]
-    fn a_dead_leader_process_is_forced_out_with_its_own_reason() {
+    fn a_dead_leader_process_is_forced_out_by_the_next_in_line_in_one_request() {
+        let mut node = Harness::new();
+        node.watching("member-0");
+        node.advance(Duration::from_millis(30));
+        let refused = node.now().wall;
+        assert_eq!(node.step(Input::LeaderProcessGone), [take_over_from_b()]);
+        node.advance(Duration::from_millis(5));
+        let sent = node.now().instant;
+        let effects = node.step(Input::EpochClaimed {
+            epoch: Epoch(6),
+            sent,
+        });
+        assert_eq!(effects[0], Effect::CountForcedTakeover);
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::WatchOwnMember {
+                member: "member-2".into()
+            })
+        );
+        let Some(Effect::Grant(grant)) = effects.iter().find(|e| matches!(e, Effect::Grant(_)))
+        else {
+            panic!("no grant: {effects:?}");
+        };
+        assert_eq!(grant.epoch, Epoch(6));
+        assert_eq!(grant.reason, TakeoverReason::LeaderProcessGone);
+        assert_eq!(grant.detected_at, refused);
+        assert_eq!(grant.previous_leader.as_deref(), Some("b"));
+        assert_eq!(grant.lease_until, sent + SESSION);
+    }
+
+    #[test]
+    fn a_hung_leader_just_ahead_of_us_is_forced_out_in_one_request() {
         let mut node = Harness::new();
         node.watching("member-0");
         assert_eq!(
-            node.step(Input::LeaderProcessGone),
-            [Effect::Delete {
-                member: "member-0".into(),
-                purpose: Deletion::Takeover
-            }]
+            node.step(Input::Command(Command::ForceTakeover {
+                instance_id: "b".into()
+            })),
+            [take_over_from_b()]
         );
+        assert_eq!(node.grant(6).reason, TakeoverReason::ForcedTakeover);
+    }
+
+    #[test]
+    fn a_refused_takeover_counts_nothing_and_reads_the_members_again() {
+        let mut node = Harness::new();
+        node.watching("member-0");
+        node.step(Input::LeaderProcessGone);
         assert_eq!(
-            node.step(Input::Deleted {
-                purpose: Deletion::Takeover,
-                ok: false
-            }),
+            node.step(Input::TakeoverRefused),
             [observe("member-2")],
-            "a delete that failed counts no forced takeover"
+            "the leader's member expired meanwhile, or ours is gone"
         );
         node.step(Input::Observed(Observation::Leader));
-        assert_eq!(node.grant(6).reason, TakeoverReason::LeaderProcessGone);
+        let grant = node.grant(6);
+        assert_eq!(grant.reason, TakeoverReason::LeaderProcessGone);
+    }
+
+    #[test]
+    fn a_takeover_that_fails_reopens_the_session_keeping_our_place() {
+        let mut node = Harness::new();
+        node.watching("member-0");
+        node.step(Input::LeaderProcessGone);
+        assert_eq!(node.step(Input::Failed(Request::TakeOver)), reconnect(100));
+        node.reopened();
+        assert_eq!(
+            node.machine.waiting(),
+            Wait::Answer,
+            "reads where member-2 stands"
+        );
+    }
+
+    #[test]
+    fn a_takeover_claims_above_a_fence_learnt_while_an_epoch_was_held() {
+        let mut node = Harness::new();
+        node.leading(7);
+        node.step(Input::SessionEnded);
+        node.step(Input::Command(Command::ReclaimAbove(Epoch(9))));
+        node.step(Input::BackoffElapsed);
+        node.step(Input::ResumeRefused);
+        node.step(Input::Connected {
+            negotiated: SESSION,
+        });
+        node.step(Input::Joined {
+            member: "member-2".into(),
+        });
+        node.step(Input::Observed(Observation::Follower(following_b(
+            "member-0",
+        ))));
+        node.step(Input::Observed(Observation::Follower(following_b(
+            "member-0",
+        ))));
+        node.step(Input::FollowWatchesSet {
+            epoch: Some(Epoch(10)),
+        });
+        assert_eq!(
+            node.step(Input::LeaderProcessGone),
+            [Effect::TakeOver {
+                member: "member-2".into(),
+                leader_member: "member-0".into(),
+                floor: Epoch(9),
+            }]
+        );
     }
 
     #[test]
@@ -2559,6 +2725,17 @@ mod tests {
                         }
                     }
                 },
+                Effect::TakeOver { floor, .. } => match self.pick(5) {
+                    0 => Input::TakeoverRefused,
+                    1 => Input::Failed(Request::TakeOver),
+                    _ => {
+                        self.epoch = self.epoch.max(floor.0) + 1;
+                        Input::EpochClaimed {
+                            epoch: Epoch(self.epoch),
+                            sent: Instant::now(),
+                        }
+                    }
+                },
                 Effect::WatchOwnMember { .. } => match self.pick(6) {
                     0 => Input::OwnMemberGone,
                     1 => Input::Failed(Request::WatchOwnMember),
@@ -2679,6 +2856,12 @@ mod tests {
                         }
                         Effect::Delete { member, purpose: Deletion::Takeover } => {
                             prop_assert_eq!(member, "member-0");
+                        }
+                        request @ Effect::TakeOver { .. } => {
+                            if let Effect::TakeOver { leader_member, .. } = &request {
+                                prop_assert_eq!(leader_member, "member-0");
+                            }
+                            pending = Some(request);
                         }
                         Effect::Stop => prop_assert_eq!(machine.waiting(), Wait::Stopped),
                         request if is_request(&request) => pending = Some(request),
