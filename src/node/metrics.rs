@@ -110,7 +110,7 @@ impl NodeMetrics {
                 .build(),
             forced_takeovers: meter
                 .u64_counter("forced_takeovers")
-                .with_description("Hung leaders removed by this node after stale heartbeats")
+                .with_description("Leaders whose member this node deleted: hung (stale heartbeats) or with their process gone")
                 .build(),
             dead_letters: meter
                 .u64_counter("dead_letters")

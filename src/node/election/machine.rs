@@ -2815,6 +2815,7 @@ mod tests {
             let mut questions: BTreeSet<u32> = BTreeSet::new();
             let mut token = 0;
             let mut pending = None;
+            let mut next_in_line: Option<String> = None;
             while world.next < choices.len() {
                 // The driver dies now and then, between requests; the
                 // supervisor restarts it on the same machine.
@@ -2857,9 +2858,18 @@ mod tests {
                         Effect::Delete { member, purpose: Deletion::Takeover } => {
                             prop_assert_eq!(member, "member-0");
                         }
+                        // Only the next in line takes over in one request:
+                        // the last watches it set were on the leader, as
+                        // its predecessor.
                         request @ Effect::TakeOver { .. } => {
                             if let Effect::TakeOver { leader_member, .. } = &request {
-                                prop_assert_eq!(leader_member, "member-0");
+                                prop_assert_eq!(Some(leader_member.as_str()), next_in_line.as_deref());
+                            }
+                            pending = Some(request);
+                        }
+                        request @ Effect::WatchFollowing { .. } => {
+                            if let Effect::WatchFollowing { predecessor, leader_member, .. } = &request {
+                                next_in_line = leader_member.is_none().then(|| predecessor.clone());
                             }
                             pending = Some(request);
                         }

@@ -443,11 +443,24 @@ mod tests {
     //! starts one): the multi-op's answers are the server's, not a model's.
 
     use super::*;
-    use crate::config::{Config, Role};
+    use crate::config::Config;
+
+    /// The ZooKeeper of `UNDERSTUDY_ZOOKEEPER__*`, read directly: other
+    /// tests of this binary set stray `UNDERSTUDY_` variables meanwhile,
+    /// which `Config::load` would refuse.
+    fn zookeeper() -> ZookeeperConfig {
+        let mut zookeeper = Config::default().zookeeper;
+        if let Ok(connect) = std::env::var("UNDERSTUDY_ZOOKEEPER__CONNECT") {
+            zookeeper.connect = connect;
+        }
+        if let Ok(digest) = std::env::var("UNDERSTUDY_ZOOKEEPER__DIGEST_AUTH") {
+            zookeeper.digest_auth = digest;
+        }
+        zookeeper
+    }
 
     async fn session(cluster: &str) -> ElectionSession {
-        let config = Config::load(None, Role::Tool).expect("configuration");
-        ElectionSession::connect(&config.zookeeper, Duration::from_secs(4), cluster)
+        ElectionSession::connect(&zookeeper(), Duration::from_secs(4), cluster)
             .await
             .expect("zookeeper")
     }
@@ -516,10 +529,28 @@ mod tests {
         );
         assert_eq!(
             leader.children().await.expect("members"),
-            [late],
+            std::slice::from_ref(&late),
             "a refused takeover deletes nothing"
+        );
+        assert!(
+            matches!(
+                standby
+                    .claim_epoch(&standby_member, Epoch::ZERO, Some(&leader_member))
+                    .await,
+                Err(ElectionError::NotMember)
+            ),
+            "with both members gone, the check of ours comes first"
         );
         let (epoch, _) = leader.watch_epoch().await.expect("epoch");
         assert_eq!(epoch, Epoch(5), "refused takeovers claim nothing");
+
+        leader.delete_member(&late).await.expect("delete");
+        for path in [
+            leader.election_path.clone(),
+            leader.epoch_path.clone(),
+            format!("{}/{cluster}", zookeeper().root),
+        ] {
+            leader.client.delete(&path, None).await.expect("clean up");
+        }
     }
 }
