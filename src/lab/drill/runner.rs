@@ -79,13 +79,23 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let mut cycles = Vec::with_capacity(plan.cycles);
     let mut hostile_acked = Vec::new();
     let mut hostile_unknown = Vec::new();
-    let mut chaos = match plan.scenario {
-        Scenario::Chaos => Some(Chaos::new(
+    // The shim is build output, not part of the report: it lives in a
+    // directory of its own for as long as the drill may start skewed nodes.
+    let shim_dir = match plan.scenario {
+        Scenario::Chaos => Some(
+            tempfile::Builder::new()
+                .prefix("understudy-clock-skew-")
+                .tempdir()?,
+        ),
+        _ => None,
+    };
+    let mut chaos = match shim_dir.as_ref() {
+        Some(dir) => Some(Chaos::new(
             &plan.kafka_bootstrap,
-            ClockSkew::prepare(&plan.out.join("clock-skew"))?,
+            ClockSkew::prepare(dir.path())?,
             context.infra.clone(),
         )?),
-        _ => None,
+        None => None,
     };
     for cycle in 1..=plan.cycles {
         let scenario = match plan.scenario {
