@@ -382,17 +382,17 @@ impl Driver {
                 Some(Input::Confirmed { purpose, answer })
             }
             Effect::Delete { member, purpose } => {
-                let ok = match io.session.as_ref() {
+                let (ok, by_us) = match io.session.as_ref() {
                     Some(live) => match live.session.delete_member(&member).await {
-                        Ok(()) => true,
+                        Ok(deleted) => (true, deleted),
                         Err(error) => {
                             tracing::warn!(%error, %member, ?purpose, "could not delete a member znode");
-                            false
+                            (false, false)
                         }
                     },
-                    None => false,
+                    None => (false, false),
                 };
-                Some(Input::Deleted { purpose, ok })
+                Some(Input::Deleted { purpose, ok, by_us })
             }
             Effect::Grant(grant) => {
                 self.setup.events.granted.do_send(LeadershipGranted {

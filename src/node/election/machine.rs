@@ -213,6 +213,8 @@ pub enum Input<Q> {
         purpose: Deletion,
         /// Whether it is gone.
         ok: bool,
+        /// Whether this request deleted it (not: it was gone already).
+        by_us: bool,
     },
     /// A request failed.
     Failed(Request),
@@ -615,6 +617,7 @@ impl ElectionMachine {
                 Input::Deleted {
                     purpose: Deletion::StaleOwnMember,
                     ok: true,
+                    ..
                 },
             ) => observe(member, out),
             (
@@ -622,6 +625,7 @@ impl ElectionMachine {
                 Input::Deleted {
                     purpose: Deletion::Resign,
                     ok: true,
+                    ..
                 },
             ) => join(out),
             (Phase::Claiming { .. }, Input::NotMember) => join(out),
@@ -818,11 +822,14 @@ impl ElectionMachine {
                 )
                 .unwrap_or(phase)
             }
+            // Counted once per leader forced out: by the node whose request
+            // deleted its member, not by every standby that judged it.
             Input::Deleted {
                 purpose: Deletion::Takeover,
                 ok,
+                by_us,
             } => {
-                if ok {
+                if ok && by_us {
                     out.push(Effect::CountForcedTakeover);
                 }
                 observe(member.clone(), out)
@@ -1978,7 +1985,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::Resign,
-                ok: true
+                ok: true,
+                by_us: true
             }),
             [Effect::Join]
         );
@@ -1992,7 +2000,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::Resign,
-                ok: false
+                ok: false,
+                by_us: false
             }),
             reconnect(100)
         );
@@ -2155,12 +2164,30 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::Takeover,
-                ok: true
+                ok: true,
+                by_us: true
             }),
             [Effect::CountForcedTakeover, observe("member-2")]
         );
         node.step(Input::Observed(Observation::Leader));
         assert_eq!(node.grant(6).reason, TakeoverReason::ForcedTakeover);
+    }
+
+    #[test]
+    fn a_hung_leader_another_standby_already_deleted_is_not_counted_again() {
+        let mut node = Harness::new();
+        node.watching("member-1");
+        node.step(Input::Command(Command::ForceTakeover {
+            instance_id: "b".into(),
+        }));
+        assert_eq!(
+            node.step(Input::Deleted {
+                purpose: Deletion::Takeover,
+                ok: true,
+                by_us: false,
+            }),
+            [observe("member-2")]
+        );
     }
 
     #[test]
@@ -2308,7 +2335,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::StaleOwnMember,
-                ok: true
+                ok: true,
+                by_us: true
             }),
             [observe("member-2")]
         );
@@ -2316,7 +2344,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::StaleOwnMember,
-                ok: false
+                ok: false,
+                by_us: false
             }),
             reconnect(100)
         );
@@ -2372,7 +2401,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::Leave,
-                ok: false
+                ok: false,
+                by_us: false
             }),
             [
                 Effect::Revoke {
@@ -2396,7 +2426,8 @@ mod tests {
         assert_eq!(
             node.step(Input::Deleted {
                 purpose: Deletion::Leave,
-                ok: true
+                ok: true,
+                by_us: true
             }),
             [
                 Effect::CloseSession,
@@ -2758,10 +2789,14 @@ mod tests {
                         _ => Some(true),
                     },
                 },
-                Effect::Delete { purpose, .. } => Input::Deleted {
-                    purpose,
-                    ok: self.pick(3) != 0,
-                },
+                Effect::Delete { purpose, .. } => {
+                    let ok = self.pick(3) != 0;
+                    Input::Deleted {
+                        purpose,
+                        ok,
+                        by_us: ok && self.pick(2) == 0,
+                    }
+                }
                 other => panic!("not a request: {other:?}"),
             }
         }

@@ -314,10 +314,13 @@ impl ElectionSession {
         Ok(stat.map(|_| watcher))
     }
 
-    /// Deletes a member znode (this node's on resignation, a hung leader's on forced takeover).
-    pub async fn delete_member(&self, member: &str) -> Result<(), ElectionError> {
+    /// Deletes a member znode (this node's on resignation, a hung leader's on
+    /// forced takeover); true when this call deleted it, false when it was
+    /// gone already.
+    pub async fn delete_member(&self, member: &str) -> Result<bool, ElectionError> {
         match self.client.delete(&self.member_path(member), None).await {
-            Ok(()) | Err(ZkError::NoNode) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(ZkError::NoNode) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }
@@ -514,10 +517,17 @@ mod tests {
         ));
 
         let late = leader.join(&info("a")).await.expect("join again");
-        standby
+        assert!(standby
             .delete_member(&standby_member)
             .await
-            .expect("delete");
+            .expect("delete"));
+        assert!(
+            !standby
+                .delete_member(&standby_member)
+                .await
+                .expect("delete"),
+            "a member gone already is not deleted again"
+        );
         assert!(
             matches!(
                 standby
@@ -544,7 +554,7 @@ mod tests {
         let (epoch, _) = leader.watch_epoch().await.expect("epoch");
         assert_eq!(epoch, Epoch(5), "refused takeovers claim nothing");
 
-        leader.delete_member(&late).await.expect("delete");
+        assert!(leader.delete_member(&late).await.expect("delete"));
         for path in [
             leader.election_path.clone(),
             leader.epoch_path.clone(),
