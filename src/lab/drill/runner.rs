@@ -80,12 +80,14 @@ pub async fn run(plan: DrillPlan) -> Result<DrillReport, DrillError> {
     let mut hostile_acked = Vec::new();
     let mut hostile_unknown = Vec::new();
     // The shim is build output, not part of the report: it lives in a
-    // directory of its own for as long as the drill may start skewed nodes.
+    // directory of its own, removed when the drill ends. Under the report's
+    // directory, not the system's temporary one, which may be mounted
+    // noexec (the preload would then be ignored, and skewed nodes hang).
     let shim_dir = match plan.scenario {
         Scenario::Chaos => Some(
             tempfile::Builder::new()
-                .prefix("understudy-clock-skew-")
-                .tempdir()?,
+                .prefix(".clock-skew-")
+                .tempdir_in(&plan.out)?,
         ),
         _ => None,
     };
